@@ -1,0 +1,15 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules', 'bench/results', '.falcon*'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-restricted-properties': ['error', { object: 'process', property: 'exit', message: 'Library code throws; only src/cli may exit.' }],
+    },
+  },
+  { files: ['src/cli/**', 'bin/**', 'scripts/**', 'bench/**', 'test/**', 'guest-agent/**'], rules: { 'no-restricted-properties': 'off' } },
+);
