@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './spec.js';
+export * from './topology.js';
+export { MAX_NAME_LENGTH } from './validate.js';
+export * from './naming.js';

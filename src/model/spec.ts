@@ -1,0 +1,106 @@
+/**
+ * The serialized form of a topology, saved as `.falcon/topology.json` at preflight and launch.
+ * Later commands (serial, exec, hyperstart, snapshot, destroy) work from it alone.
+ */
+import { z } from 'zod';
+
+export const TOPOLOGY_FILE_VERSION = 1;
+
+const smbiosType1 = z
+  .object({
+    manufacturer: z.string().optional(),
+    product: z.string().optional(),
+    version: z.string().optional(),
+    serial: z.string().optional(),
+    uuid: z.string().optional(),
+    sku: z.string().optional(),
+    family: z.string().optional(),
+  })
+  .strict();
+
+export const nodeSpecSchema = z
+  .object({
+    name: z.string(),
+    /** Position in declaration order; the original's node id. */
+    id: z.number().int(),
+    image: z.string(),
+    cores: z.number(),
+    memoryMiB: z.number(),
+    mounts: z.array(z.object({ source: z.string(), destination: z.string() }).strict()),
+    /** Virtual disk size; the image's own size when absent. */
+    reserveGiB: z.number().optional(),
+    /** Copy-on-write overlay on the base image, or a full independent copy. */
+    backing: z.enum(['overlay', 'copy']),
+    vncPort: z.number().optional(),
+    bootIso: z.string().optional(),
+    doSetup: z.boolean(),
+    smbiosType1: smbiosType1.optional(),
+  })
+  .strict();
+
+const end = z.object({ node: z.string(), mac: z.string().optional() }).strict();
+
+export const linkSpecSchema = z.discriminatedUnion('kind', [
+  /** A point-to-point link between two nodes. */
+  z.object({ kind: z.literal('link'), a: end, b: end }).strict(),
+  /** A node on a host interface; `hostIfx: null` means the default route's interface. */
+  z.object({ kind: z.literal('ext'), a: end, hostIfx: z.string().nullable(), exclusive: z.boolean() }).strict(),
+  /** A port of the SoftNPU ASIC in node `a` to node `b` (both ends may be ASICs). */
+  z.object({ kind: z.literal('softnpu'), a: end, b: end, bIsNpu: z.boolean() }).strict(),
+  /** Sidecar CPU-port link: `a` is the sidecar, `b` the driver, `radix` its port count. */
+  z.object({ kind: z.literal('sidecar'), a: end, b: end, radix: z.number() }).strict(),
+]);
+
+export const topologySpecSchema = z
+  .object({
+    version: z.literal(TOPOLOGY_FILE_VERSION),
+    name: z.string(),
+    nodes: z.array(nodeSpecSchema),
+    links: z.array(linkSpecSchema),
+  })
+  .strict();
+
+export type NodeSpec = z.infer<typeof nodeSpecSchema>;
+export type LinkSpec = z.infer<typeof linkSpecSchema>;
+export type LinkEnd = z.infer<typeof end>;
+export type SmbiosType1 = z.infer<typeof smbiosType1>;
+export type TopologySpec = z.infer<typeof topologySpecSchema>;
+
+/** One network interface of a node, in the order the guest sees them. */
+export interface Endpoint {
+  node: string;
+  /** Index among the node's interfaces: declaration order of its links. */
+  index: number;
+  /** Index of the link in `TopologySpec.links`. */
+  link: number;
+  side: 'a' | 'b';
+  mac?: string;
+  /** The node at the other end, for node-to-node links. */
+  peer?: { node: string; index: number };
+}
+
+/** Every endpoint of the topology, indexes assigned in the order links were declared. */
+export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
+  const count = new Map<string, number>();
+  const next = (node: string) => {
+    const i = count.get(node) ?? 0;
+    count.set(node, i + 1);
+    return i;
+  };
+  const out: Endpoint[] = [];
+  spec.links.forEach((l, link) => {
+    const ea: Endpoint = { node: l.a.node, index: next(l.a.node), link, side: 'a', mac: l.a.mac };
+    out.push(ea);
+    if (l.kind !== 'ext') {
+      const eb: Endpoint = { node: l.b.node, index: next(l.b.node), link, side: 'b', mac: l.b.mac };
+      ea.peer = { node: eb.node, index: eb.index };
+      eb.peer = { node: ea.node, index: ea.index };
+      out.push(eb);
+    }
+  });
+  return out;
+}
+
+export function endpointsOf(spec: Pick<TopologySpec, 'links'>, node: string): Endpoint[] {
+  return endpoints(spec).filter((e) => e.node === node);
+}
