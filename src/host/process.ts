@@ -81,7 +81,13 @@ export interface ProcessRunner {
    * Start a process that outlives this one (QEMU). Its stdio goes to the given fds;
    * extra fds are passed as fd 3, 4, ... Returns the pid.
    */
-  spawnDetached(command: string, args: readonly string[], options: DetachedOptions): Promise<number>;
+  spawnDetached(command: string, args: readonly string[], options: DetachedOptions): Promise<DetachedProcess>;
+}
+
+export interface DetachedProcess {
+  pid: number;
+  /** Settles when the process exits while this process still runs (no polling needed). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface DetachedOptions {
@@ -164,15 +170,18 @@ function runProcess(command: string, args: readonly string[], o: RunOptions, log
   });
 }
 
-function spawnDetached(command: string, args: readonly string[], o: DetachedOptions, log: Logger): Promise<number> {
+function spawnDetached(command: string, args: readonly string[], o: DetachedOptions, log: Logger): Promise<DetachedProcess> {
   log.log({ kind: 'cmd', cmd: command, args });
   return new Promise((resolve, reject) => {
     const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...(o.extraFds ?? [])];
     const child = spawn(command, args, { cwd: o.cwd, env: o.env, stdio, detached: true });
     child.once('error', (e) => reject(new HostCommandError(command, args, null, '', '', false, null, { cause: e })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.once('exit', (code, signal) => res({ code, signal })),
+    );
     child.once('spawn', () => {
       child.unref();
-      resolve(child.pid!);
+      resolve({ pid: child.pid!, exited });
     });
   });
 }
@@ -206,7 +215,7 @@ export function recordingRunner(
     },
     async spawnDetached(command, args) {
       calls.push({ command, args: [...args] });
-      return 4242;
+      return { pid: 4242, exited: new Promise(() => {}) };
     },
   };
 }

@@ -9,7 +9,7 @@ import {
   type SmbiosType1,
   type TopologySpec,
 } from './spec.js';
-import { coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push } from './validate.js';
+import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push } from './validate.js';
 
 /** Memory sizes are in MiB, as in the original. */
 export const gb = (n: number): number => n * 1024;
@@ -236,9 +236,8 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
     const uuid = n.smbiosType1?.uuid;
     if (uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid))
       push(problems, `${p}.smbiosType1.uuid`, `"${uuid}" is not a UUID; write it like 123e4567-e89b-12d3-a456-426614174000`);
-    for (const [k, v] of Object.entries(n.smbiosType1 ?? {}))
-      if (typeof v === 'string' && v.includes(','))
-        push(problems, `${p}.smbiosType1.${k}`, `"${v}" contains a comma, which QEMU's -smbios option cannot carry; remove it`);
+    if (n.mounts.length > MAX_MOUNTS)
+      push(problems, `${p}.mounts`, `has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit on a node: mount a common parent folder instead`);
   }
 
   const macs = new Map<string, string>();
@@ -274,11 +273,11 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
       hostUse.set(ifx, { exclusive: l.exclusive || (prev?.exclusive ?? false), at: `${p} (node "${l.a.node}")` });
     }
   });
-  // Endpoint counts are bounded by the PCI slots QEMU has for NICs.
+  // Interface counts are bounded by the PCI slots a node has for NICs.
   const perNode = new Map<string, number>();
   for (const e of endpoints(spec)) perNode.set(e.node, (perNode.get(e.node) ?? 0) + 1);
   for (const [node, count] of perNode)
-    if (count > 24) push(problems, `nodes.${node}`, `has ${count} interfaces; at most 24 are supported per node`);
+    if (count > MAX_NICS) push(problems, `nodes.${node}`, `has ${count} interfaces; at most ${MAX_NICS} fit on a node`);
   return problems;
 }
 

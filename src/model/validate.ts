@@ -48,3 +48,7 @@ export function hostIfxProblem(name: string): string | undefined {
 export function push(problems: TopologyProblem[], path: string, message: string | undefined): void {
   if (message) problems.push({ path, message });
 }
+
+/** PCI slots a node has for NICs and for 9p mounts (see host/qemu.ts). */
+export const MAX_NICS = 16;
+export const MAX_MOUNTS = 9;

@@ -1,0 +1,52 @@
+import type { HostCheck } from '../runner/preflight.js';
+import type { TopologyInfo } from '../runner/runner.js';
+
+/** A plain text table: a header row, then rows, columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatInfo(info: TopologyInfo): string {
+  const out: string[] = [`topology ${info.name}  (state in ${info.falconDir}${info.accel ? `, ${info.accel}` : ''})`, ''];
+  out.push(
+    table(
+      ['NODE', 'ID', 'IMAGE', 'CORES', 'MEMORY', 'RADIX', 'STATUS', 'MOUNTS'],
+      info.nodes.map((n) => [
+        n.name,
+        String(n.id),
+        n.image,
+        String(n.cores),
+        `${n.memoryMiB} MiB`,
+        String(n.radix),
+        n.status + (n.pid ? ` (pid ${n.pid})` : ''),
+        n.mounts.map((m) => `${m.source} -> ${m.destination}`).join(', ') || '-',
+      ]),
+    ),
+  );
+  if (info.links.length) {
+    out.push('');
+    const exists = new Map(info.interfaces.map((i) => [i.ifname, i]));
+    const end = (e: { node: string; index: number; ifname: string; altname: string; mac: string }) =>
+      `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
+    out.push(
+      table(
+        ['LINK', 'KIND', 'ENDPOINT A', 'ENDPOINT B'],
+        info.links.map((l, i) => [
+          String(i),
+          l.kind + (l.kind === 'ext' && l.exclusive ? ' (exclusive)' : ''),
+          end(l.a),
+          l.b ? end(l.b) : `host ${l.hostIfx ?? '(default route)'}`,
+        ]),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+export function formatChecks(checks: HostCheck[]): string {
+  return checks
+    .map((c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name}: ${c.detail}${c.ok ? '' : `\n      fix: ${c.fix}`}`)
+    .join('\n');
+}

@@ -1,0 +1,263 @@
+/**
+ * `falcon image ...`: list, inspect, build, rm, import and pull base images.
+ * Commands throw; the CLI's top level prints err.message and exits non-zero.
+ */
+import { Command, Option } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
+import { formatBytes, type ImageStore, type ImportOptions, type StoredImage, type StoreProgress } from '../images/store.js';
+import type { ExecMethod } from '../images/types.js';
+import type { Logger } from '../util/log.js';
+
+export interface ImageCommandContext {
+  store: ImageStore;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Standard output; default process.stdout. */
+  out?: (text: string) => void;
+  /** Where progress goes; default process.stderr. */
+  progressStream?: NodeJS.WriteStream;
+}
+
+/** The `image` command with its subcommands; `ctx` is called when a subcommand runs. */
+export function imageCommand(ctx: () => ImageCommandContext): Command {
+  const cmd = new Command('image').description('manage base images (the image store)');
+  const out = (c: ImageCommandContext, s: string) => (c.out ?? ((t: string) => void process.stdout.write(t)))(s);
+
+  cmd
+    .command('list')
+    .alias('ls')
+    .description('list the images in the store')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const c = ctx();
+      const images = await c.store.list();
+      if (opts.json) return out(c, JSON.stringify(images.map(jsonImage), null, 2) + '\n');
+      if (!images.length) {
+        const builtins = c.store.builtinNames();
+        return out(
+          c,
+          `No images in ${c.store.root}. Build one with \`falcon image build ${builtins.includes('tiny') ? 'tiny' : (builtins[0] ?? 'NAME')}\`` +
+            (builtins.length ? ` (built-ins: ${builtins.join(', ')})` : '') +
+            ', or use `falcon image import` / `falcon image pull`.\n',
+        );
+      }
+      const rows = images.map((i) => [
+        i.name,
+        formatBytes(i.meta.sizeBytes),
+        formatBytes(i.meta.virtualSizeBytes),
+        bootLabel(i),
+        i.meta.parent ?? '-',
+        i.meta.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+      ]);
+      out(c, table(['NAME', 'SIZE', 'VIRTUAL', 'BOOT', 'PARENT', 'CREATED'], rows));
+    });
+
+  cmd
+    .command('inspect')
+    .description('show everything about an image, including the topologies using it')
+    .argument('<name>', 'image name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const c = ctx();
+      const i = await c.store.inspect(name, c.signal);
+      if (opts.json) {
+        return out(
+          c,
+          JSON.stringify({ ...jsonImage(i), builtin: i.builtin, staleRecipe: i.staleRecipe, usedBy: i.usedBy, info: i.info.raw }, null, 2) + '\n',
+        );
+      }
+      const m = i.meta;
+      const lines: [string, string][] = [
+        ['name', m.name],
+        ['directory', i.dir],
+        ['disk', i.disk],
+        ['size', `${formatBytes(m.sizeBytes)} (${m.sizeBytes} bytes)`],
+        ['virtual size', `${formatBytes(m.virtualSizeBytes)} (${m.virtualSizeBytes} bytes)`],
+        ['sha256', m.sha256],
+        ['boot', bootLabel(i) + (m.boot.method === 'direct' ? `: kernel ${m.boot.kernel}${m.boot.initrd ? `, initrd ${m.boot.initrd}` : ''}, cmdline "${m.boot.cmdline}"` : '')],
+        ['exec', m.exec + (m.login ? ` (login ${m.login.user})` : '')],
+        ['created', m.createdAt],
+      ];
+      if (m.parent) lines.push(['parent', m.parent]);
+      if (m.recipe) {
+        lines.push([
+          'recipe',
+          `${m.recipe.name} v${m.recipe.version}` + (i.staleRecipe ? ` (outdated: current is v${i.staleRecipe.current}; rebuild with --force)` : ''),
+        ]);
+      }
+      if (m.description) lines.push(['description', m.description]);
+      lines.push(['used by', i.usedBy.length ? i.usedBy.map((u) => `${u.topology}/${u.node}`).join(', ') : 'no topology']);
+      const w = Math.max(...lines.map(([k]) => k.length));
+      out(c, lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
+    });
+
+  cmd
+    .command('build')
+    .description('build a built-in image from its recipe')
+    .argument('<name>', 'built-in image (recipe) name')
+    .option('--as <image>', 'store the result under another name')
+    .option('--force', 'replace an existing image of that name')
+    .action(async (name: string, opts: { as?: string; force?: boolean }) => {
+      const c = ctx();
+      const started = Date.now();
+      const img = await c.store.build(name, { name: opts.as, force: opts.force, signal: c.signal });
+      out(c, `built image '${img.name}' in ${((Date.now() - started) / 1000).toFixed(1)} s: ${img.disk}\n`);
+    });
+
+  cmd
+    .command('rm')
+    .alias('remove')
+    .description('remove an image (refused while a topology uses it)')
+    .argument('<name>', 'image name')
+    .option('--force', 'remove even if topologies use it (their node disks stop working)')
+    .action(async (name: string, opts: { force?: boolean }) => {
+      const c = ctx();
+      await c.store.remove(name, { force: opts.force, signal: c.signal });
+      out(c, `removed image '${name}'\n`);
+    });
+
+  addBootOptions(
+    cmd
+      .command('import')
+      .description('add a disk image file (qcow2, raw or raw.xz) to the store')
+      .argument('<name>', 'name for the new image')
+      .argument('<file>', 'image file'),
+  ).action(async (name: string, file: string, opts: BootFlags) => {
+    const c = ctx();
+    const progress = progressReporter(c);
+    try {
+      const img = await c.store.import(name, file, { ...importOptions(opts), signal: c.signal, onProgress: progress.update });
+      progress.stop();
+      out(c, `imported image '${img.name}' (${formatBytes(img.meta.virtualSizeBytes)} virtual, ${bootLabel(img)} boot)\n`);
+    } finally {
+      progress.stop();
+    }
+  });
+
+  addBootOptions(
+    cmd
+      .command('pull')
+      .description('download an image over HTTP(S) and add it to the store')
+      .argument('<name>', 'name for the new image')
+      .argument('<url>', 'http:// or https:// URL of a qcow2, raw or raw.xz image')
+      .option('--sha256 <hex>', 'expected SHA-256 of the downloaded file (checked before the image is added)'),
+  ).action(async (name: string, url: string, opts: BootFlags & { sha256?: string }) => {
+    const c = ctx();
+    const progress = progressReporter(c);
+    try {
+      const img = await c.store.pull(name, url, { ...importOptions(opts), sha256: opts.sha256, signal: c.signal, onProgress: progress.update });
+      progress.stop();
+      out(c, `pulled image '${img.name}' (sha256 of the disk ${img.meta.sha256})\n`);
+    } finally {
+      progress.stop();
+    }
+  });
+
+  return cmd;
+}
+
+interface BootFlags {
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  uefi?: boolean;
+  bios?: boolean;
+  exec?: ExecMethod;
+  loginUser?: string;
+}
+
+function addBootOptions(c: Command): Command {
+  return c
+    .option('--kernel <file>', 'boot this kernel directly (copied into the image)')
+    .option('--initrd <file>', 'initrd for --kernel')
+    .option('--cmdline <string>', 'kernel command line for --kernel (default "console=ttyS0 root=/dev/vda rw")')
+    .addOption(new Option('--uefi', 'boot with UEFI firmware (OVMF)').conflicts(['bios', 'kernel']))
+    .addOption(new Option('--bios', 'boot with BIOS firmware (the default)').conflicts(['uefi', 'kernel']))
+    .addOption(new Option('--exec <method>', 'how Falcon runs commands in the guest').choices(['agent', 'serial-login']).default('serial-login'))
+    .option('--login-user <user>', 'user to log in as on the serial console (default root)');
+}
+
+function importOptions(f: BootFlags): ImportOptions {
+  const o: ImportOptions = { exec: f.exec };
+  if (f.kernel) {
+    o.kernel = f.kernel;
+    o.initrd = f.initrd;
+    o.cmdline = f.cmdline;
+  } else {
+    // Passed through so the store can say that --initrd/--cmdline need --kernel.
+    if (f.initrd) o.initrd = f.initrd;
+    if (f.cmdline !== undefined) o.cmdline = f.cmdline;
+    o.firmware = f.uefi ? 'uefi' : 'bios';
+  }
+  if (f.loginUser) o.login = { user: f.loginUser };
+  return o;
+}
+
+/** A bar on a terminal, a line every few seconds otherwise. */
+function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) => void; stop: () => void } {
+  const stream = c.progressStream ?? process.stderr;
+  let bar: SingleBar | undefined;
+  let barPhase: StoreProgress['phase'] | undefined;
+  let lastLine = 0;
+  let lastPhase: string | undefined;
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+    barPhase = undefined;
+  };
+  const update = (p: StoreProgress) => {
+    if (stream.isTTY) {
+      if (barPhase !== p.phase) {
+        stop();
+        barPhase = p.phase;
+        if (p.phase === 'download') {
+          bar = new SingleBar(
+            {
+              stream,
+              format: p.total
+                ? 'downloading [{bar}] {percentage}% | {done} of {size} | ETA {eta_formatted}'
+                : 'downloading {done}',
+              hideCursor: true,
+            },
+            Presets.shades_classic,
+          );
+          bar.start(p.total ?? 0, p.done, { done: formatBytes(p.done), size: p.total ? formatBytes(p.total) : '?' });
+        } else {
+          bar = new SingleBar({ stream, format: 'converting  [{bar}] {percentage}%', hideCursor: true }, Presets.shades_classic);
+          bar.start(100, p.percent);
+        }
+        return;
+      }
+      if (p.phase === 'download') bar?.update(p.done, { done: formatBytes(p.done), size: p.total ? formatBytes(p.total) : '?' });
+      else bar?.update(p.percent);
+      return;
+    }
+    const now = Date.now();
+    const final = p.phase === 'download' ? p.total !== undefined && p.done >= p.total : p.percent >= 100;
+    const key = `${p.phase}${final ? ':final' : ''}`;
+    // A line when a phase starts or ends, and every 5 s in between.
+    if (key === lastPhase && (final || now - lastLine < 5_000)) return;
+    lastLine = now;
+    lastPhase = key;
+    const text =
+      p.phase === 'download'
+        ? `downloading: ${formatBytes(p.done)}${p.total ? ` of ${formatBytes(p.total)} (${Math.floor((p.done / p.total) * 100)}%)` : ''}`
+        : `converting: ${Math.floor(p.percent)}%`;
+    stream.write(text + '\n');
+  };
+  return { update, stop };
+}
+
+function bootLabel(i: StoredImage): string {
+  return i.meta.boot.method === 'direct' ? 'direct' : i.meta.boot.firmware;
+}
+
+function jsonImage(i: StoredImage): Record<string, unknown> {
+  return { ...i.meta, dir: i.dir, diskPath: i.disk, kernelPath: i.kernel, initrdPath: i.initrd };
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => r[col]!.length)));
+  const line = (r: string[]) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}

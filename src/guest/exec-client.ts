@@ -1,0 +1,593 @@
+/**
+ * Host side of the exec channel: runs shell commands in a guest through falcon-agent, over the
+ * Unix socket QEMU serves for the node's virtio-serial port (see docs/exec-channel.md).
+ *
+ * QEMU accepts one client at a time; a second connection waits in the socket backlog until the
+ * first one closes, so concurrent CLI invocations queue. Within one connection any number of
+ * execs run concurrently, multiplexed by random 64-bit request ids.
+ */
+import { createConnection, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
+import { retry } from '../util/retry.js';
+import type { Logger } from '../util/log.js';
+import {
+  FrameDecoder,
+  FrameType,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  decodeExit,
+  decodeHelloAck,
+  decodeStarted,
+  encodeExec,
+  encodeFrame,
+  encodeHello,
+  encodeKill,
+  encodeStdin,
+  findHelloReply,
+  type ExitStatus,
+  type Frame,
+  type HelloAck,
+} from './exec-protocol.js';
+
+export interface ExecResult {
+  /** Exit status, or null when the command was killed by a signal. */
+  exitCode: number | null;
+  /** Signal name ("SIGKILL") when the command was killed by one, else null. */
+  signal: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  durationMs: number;
+}
+
+export interface ExecOptions {
+  /** Kill the command (SIGTERM, then SIGKILL after killGraceMs) after this long. Default 10 min. */
+  timeoutMs?: number;
+  /** Aborting kills the command the same way and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Written to the command's stdin, which is then closed. Without it stdin is at EOF. */
+  input?: string | Buffer;
+  /** Extra environment variables (the agent sets PATH, HOME=/root, ...; these override). */
+  env?: Record<string, string>;
+  /** Time between SIGTERM and SIGKILL on timeout/abort. Default 2 s. */
+  killGraceMs?: number;
+  /** Streamed output, as it arrives. */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export interface ConnectOptions {
+  /**
+   * How long to wait for the agent's handshake (it is slower while the guest boots or while
+   * another falcon process holds the channel). Default 30 s.
+   */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Node name, for error messages. */
+  node?: string;
+}
+
+export const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_KILL_GRACE_MS = 2000;
+/** Resent until answered: the agent drops a partial frame left by a dead client after 2 s idle. */
+const HELLO_RESEND_MS = 3000;
+const TAIL_BYTES = 2048;
+
+export type ExecChannelErrorCode =
+  | 'not-running' // no socket / nobody listening
+  | 'no-answer' // connected, but the agent did not complete the handshake in time
+  | 'version' // the agent speaks another protocol version
+  | 'protocol' // garbage on the stream
+  | 'connection-lost'
+  | 'agent-error' // the agent could not run the command (fork failed, bad request, ...)
+  | 'closed'; // this connection was closed by its owner
+
+/** Any failure of the exec channel itself (not of the command, whose status is in ExecResult). */
+export class ExecChannelError extends Error {
+  override name = 'ExecChannelError';
+  constructor(
+    readonly code: ExecChannelErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The command outlived its timeout and was killed; carries what it printed. */
+export class ExecTimeoutError extends Error {
+  override name = 'ExecTimeoutError';
+  constructor(
+    readonly command: string,
+    readonly timeoutMs: number,
+    readonly stdout: Buffer,
+    readonly stderr: Buffer,
+    /** How it ended after the kill, when the agent reported it. */
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+    node?: string,
+  ) {
+    super(
+      `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed: ${shorten(command)}\n` +
+        `Raise the timeout if it needs longer.${describeTail(stdout, stderr)}`,
+    );
+  }
+}
+
+function shorten(s: string): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > 120 ? `${one.slice(0, 120)}...` : one;
+}
+
+function describeTail(stdout: Buffer, stderr: Buffer): string {
+  const tail = (b: Buffer) => b.subarray(Math.max(0, b.length - TAIL_BYTES)).toString('utf8').trimEnd();
+  let s = '';
+  if (stdout.length) s += `\n--- stdout (last ${Math.min(TAIL_BYTES, stdout.length)} of ${stdout.length} bytes) ---\n${tail(stdout)}`;
+  if (stderr.length) s += `\n--- stderr (last ${Math.min(TAIL_BYTES, stderr.length)} of ${stderr.length} bytes) ---\n${tail(stderr)}`;
+  return s;
+}
+
+const SIGNAL_NAMES = new Map<number, string>(
+  Object.entries(osConstants.signals).map(([name, num]) => [num as number, name]),
+);
+
+/** "SIGKILL" for 9; Linux numbering, which guest and host share. */
+export function signalName(num: number): string {
+  return SIGNAL_NAMES.get(num) ?? `SIG${num}`;
+}
+
+function randomId(): bigint {
+  return randomBytes(8).readBigUInt64BE(0);
+}
+
+function whereIs(socketPath: string, node?: string): string {
+  return node ? `node ${node} (exec socket ${socketPath})` : `exec socket ${socketPath}`;
+}
+
+interface PendingExec {
+  command: string;
+  stdout: Buffer[];
+  stderr: Buffer[];
+  outBytes: number;
+  errBytes: number;
+  pid?: number;
+  started: number;
+  timedOut: boolean;
+  timeoutMs: number;
+  opts: ExecOptions;
+  timers: NodeJS.Timeout[];
+  onAbort?: () => void;
+  resolve(r: ExecResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * One connection to a node's agent, carrying any number of concurrent execs. Hold it only as
+ * long as needed: while it is open, other falcon processes' connections to the node wait.
+ */
+export class ExecConnection {
+  private readonly decoder = new FrameDecoder();
+  private readonly pending = new Map<bigint, PendingExec>();
+  private readonly pings = new Map<bigint, { resolve(ms: number): void; reject(e: unknown): void; sent: number }>();
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly socketPath: string,
+    private readonly nonce: bigint,
+    /** What the agent said in its handshake. */
+    readonly agent: HelloAck,
+    private readonly node: string | undefined,
+    leftover: Buffer,
+  ) {
+    socket.on('data', (c: Buffer) => this.onData(c));
+    socket.on('error', (e) => this.fail(this.lost(e)));
+    socket.on('close', () => this.fail(this.lost()));
+    if (leftover.length) this.onData(leftover);
+  }
+
+  /**
+   * Connects and performs the handshake. Rejects with ExecChannelError 'not-running' when no
+   * QEMU serves the socket, 'no-answer' when the agent does not answer in time.
+   */
+  static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ExecConnection> {
+    opts.signal?.throwIfAborted();
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const nonce = randomId();
+    const where = whereIs(socketPath, opts.node);
+    return new Promise<ExecConnection>((resolve, reject) => {
+      const socket = createConnection({ path: socketPath });
+      let pre: Buffer = Buffer.alloc(0);
+      let done = false;
+      let resend: NodeJS.Timeout | undefined;
+      const finish = (err: unknown, conn?: ExecConnection) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearInterval(resend);
+        opts.signal?.removeEventListener('abort', onAbort);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+        if (conn) return resolve(conn);
+        socket.destroy();
+        reject(err);
+      };
+      const onAbort = () => finish(opts.signal!.reason);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new ExecChannelError(
+              'no-answer',
+              `The guest agent on ${where} did not answer within ${timeoutMs} ms. The guest may still be booting, ` +
+                'falcon-agent may not be running in it (check the serial console), or another falcon command is using ' +
+                'the exec channel (connections queue until it finishes); retry or raise the timeout.',
+            ),
+          ),
+        timeoutMs,
+      );
+      const onError = (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+          finish(
+            new ExecChannelError(
+              'not-running',
+              `Cannot exec on ${where}: the node is not running (${e.code === 'ENOENT' ? 'no such socket' : 'nobody is listening'}). ` +
+                'Launch the topology first, and check the node name.',
+              { cause: e },
+            ),
+          );
+        } else {
+          finish(new ExecChannelError('connection-lost', `Cannot connect to ${where}: ${e.message}`, { cause: e }));
+        }
+      };
+      const onClose = () =>
+        finish(
+          new ExecChannelError(
+            'connection-lost',
+            `The exec channel of ${where} closed during the handshake; the node may be shutting down. Retry once it runs.`,
+          ),
+        );
+      const onData = (chunk: Buffer) => {
+        pre = pre.length ? Buffer.concat([pre, chunk]) : chunk;
+        const found = findHelloReply(pre, nonce);
+        if ('discard' in found) {
+          pre = pre.subarray(found.discard); // stale output meant for an earlier client
+          return;
+        }
+        const rest = pre.subarray(found.offset);
+        let frames: Frame[];
+        const dec = new FrameDecoder();
+        try {
+          // Decode just the reply; anything after it belongs to the connection proper.
+          if (rest.length < HEADER_SIZE) return;
+          const len = rest.readUInt32BE(16);
+          if (len > MAX_PAYLOAD) throw new ProtocolError(`the handshake reply announces a ${len}-byte payload; the stream is corrupt`);
+          if (rest.length < HEADER_SIZE + len) return;
+          frames = dec.push(rest.subarray(0, HEADER_SIZE + len));
+        } catch (e) {
+          return finish(new ExecChannelError('protocol', `${where}: ${(e as Error).message}`, { cause: e }));
+        }
+        const reply = frames[0]!;
+        const leftover = Buffer.from(rest.subarray(HEADER_SIZE + reply.payload.length));
+        if (reply.type === FrameType.Error) {
+          const msg = reply.payload.toString('utf8');
+          return finish(
+            new ExecChannelError(/version/i.test(msg) ? 'version' : 'agent-error', `The guest agent on ${where} refused the connection: ${msg}`),
+          );
+        }
+        let ack: HelloAck;
+        try {
+          ack = decodeHelloAck(reply.payload);
+        } catch (e) {
+          return finish(new ExecChannelError('protocol', `${where}: ${(e as Error).message}`, { cause: e }));
+        }
+        if (ack.version !== PROTOCOL_VERSION) {
+          return finish(
+            new ExecChannelError(
+              'version',
+              `The guest agent on ${where} speaks exec protocol ${ack.version}, this falcon speaks ${PROTOCOL_VERSION}: rebuild the node's image.`,
+            ),
+          );
+        }
+        finish(undefined, new ExecConnection(socket, socketPath, nonce, ack, opts.node, leftover));
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      socket.on('data', onData);
+      socket.on('connect', () => {
+        const hello = encodeHello(nonce);
+        socket.write(hello);
+        resend = setInterval(() => socket.write(hello), HELLO_RESEND_MS);
+      });
+    });
+  }
+
+  /** True once closed or broken; further execs reject. */
+  get closed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Runs `/bin/sh -c command` in the guest. Resolves with its status and output, whatever the status. */
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+    let id = randomId();
+    while (id === 0n || id === this.nonce || this.pending.has(id) || this.pings.has(id)) id = randomId();
+    const frames: Buffer[] = [];
+    try {
+      const input = opts.input === undefined ? undefined : Buffer.from(opts.input);
+      frames.push(encodeExec(id, { command, env: opts.env, stdin: input !== undefined }));
+      if (input !== undefined) frames.push(...encodeStdin(id, input));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<ExecResult>((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+      const p: PendingExec = {
+        command,
+        stdout: [],
+        stderr: [],
+        outBytes: 0,
+        errBytes: 0,
+        started: Date.now(),
+        timedOut: false,
+        timeoutMs,
+        opts,
+        timers: [],
+        resolve,
+        reject,
+      };
+      const grace = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+      p.timers.push(
+        setTimeout(() => {
+          p.timedOut = true;
+          this.send(encodeKill(id, grace));
+          // If the agent never reports the end, give up anyway.
+          p.timers.push(setTimeout(() => this.settle(id, null), grace + 5000));
+        }, timeoutMs),
+      );
+      if (opts.signal) {
+        const signal = opts.signal;
+        p.onAbort = () => {
+          this.send(encodeKill(id, grace));
+          this.settle(id, signal.reason);
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.pending.set(id, p);
+      for (const f of frames) this.send(f);
+    });
+  }
+
+  /** Round trip through the agent; resolves with the time it took in ms. */
+  ping(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = randomId();
+    return new Promise<number>((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+      const cleanup = () => {
+        clearTimeout(t);
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.pings.delete(id);
+      };
+      const t = setTimeout(() => {
+        cleanup();
+        reject(new ExecChannelError('no-answer', `The guest agent on ${this.where()} did not answer a ping within ${timeoutMs} ms.`));
+      }, timeoutMs);
+      const onAbort = () => {
+        cleanup();
+        reject(opts.signal!.reason);
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.pings.set(id, {
+        sent: Date.now(),
+        resolve: (ms) => {
+          cleanup();
+          resolve(ms);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+      this.send(encodeFrame(FrameType.Ping, id));
+    });
+  }
+
+  /**
+   * Closes the connection; the agent then kills any command still running for it. Pending
+   * execs reject with ExecChannelError 'closed'.
+   */
+  close(): void {
+    if (!this.failure) this.fail(new ExecChannelError('closed', `The exec connection to ${this.where()} was closed.`));
+    this.socket.end();
+    // QEMU and the agent close on our FIN; don't let a silent peer keep the socket around.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private where(): string {
+    return whereIs(this.socketPath, this.node);
+  }
+
+  private send(frame: Buffer): void {
+    if (!this.failure) this.socket.write(frame);
+  }
+
+  private lost(cause?: Error): ExecChannelError {
+    return new ExecChannelError(
+      'connection-lost',
+      `The exec channel of ${this.where()} closed unexpectedly${cause ? ` (${cause.message})` : ''}; the node may have stopped or rebooted.`,
+      { cause },
+    );
+  }
+
+  /** Ends everything pending with `err`; the connection is unusable afterwards. */
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const id of [...this.pending.keys()]) this.settle(id, err);
+    for (const p of [...this.pings.values()]) p.reject(err);
+    if (!(err instanceof ExecChannelError && err.code === 'closed')) this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.fail(new ExecChannelError('protocol', `${this.where()}: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    for (const f of frames) {
+      try {
+        this.onFrame(f);
+      } catch (e) {
+        const err = e instanceof ProtocolError ? new ExecChannelError('protocol', `${this.where()}: ${e.message}`, { cause: e }) : e;
+        this.fail(err as Error);
+        return;
+      }
+    }
+  }
+
+  private onFrame(f: Frame): void {
+    const p = this.pending.get(f.id);
+    switch (f.type) {
+      case FrameType.Stdout:
+        if (p) {
+          p.stdout.push(f.payload);
+          p.outBytes += f.payload.length;
+          p.opts.onStdout?.(f.payload);
+        }
+        return;
+      case FrameType.Stderr:
+        if (p) {
+          p.stderr.push(f.payload);
+          p.errBytes += f.payload.length;
+          p.opts.onStderr?.(f.payload);
+        }
+        return;
+      case FrameType.Started:
+        if (p) p.pid = decodeStarted(f.payload).pid;
+        return;
+      case FrameType.Exit:
+        if (p) this.settle(f.id, null, decodeExit(f.payload));
+        return;
+      case FrameType.Error:
+        if (p) {
+          this.settle(
+            f.id,
+            new ExecChannelError('agent-error', `The guest agent on ${this.where()} could not run ${JSON.stringify(shorten(p.command))}: ${f.payload.toString('utf8')}`),
+          );
+        }
+        return;
+      case FrameType.Pong: {
+        const ping = this.pings.get(f.id);
+        ping?.resolve(Date.now() - ping.sent);
+        return;
+      }
+      default:
+        // HELLO_ACK resent for our repeated HELLO, or frames for requests we gave up on.
+        return;
+    }
+  }
+
+  /**
+   * Finishes exec `id`: with `err` if given, else as a timeout if it timed out, else with the
+   * exit status.
+   */
+  private settle(id: bigint, err: unknown, status?: ExitStatus): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    for (const t of p.timers) clearTimeout(t);
+    if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
+    const stdout = Buffer.concat(p.stdout, p.outBytes);
+    const stderr = Buffer.concat(p.stderr, p.errBytes);
+    const exitCode = status?.exited ? status.code : null;
+    const signal = status && !status.exited ? signalName(status.signal) : null;
+    if (err !== null && err !== undefined) {
+      if (err instanceof ExecChannelError && (err.code === 'connection-lost' || err.code === 'closed')) {
+        err = new ExecChannelError(err.code, `${err.message}\nCommand: ${shorten(p.command)}${describeTail(stdout, stderr)}`, {
+          cause: err.cause,
+        });
+      }
+      p.reject(err);
+    } else if (p.timedOut) {
+      p.reject(new ExecTimeoutError(p.command, p.timeoutMs, stdout, stderr, exitCode, signal, this.node));
+    } else {
+      p.resolve({ exitCode, signal, stdout, stderr, durationMs: Date.now() - p.started });
+    }
+  }
+}
+
+export interface ExecOverChannelOptions extends ExecOptions {
+  /** Handshake timeout (see ConnectOptions.timeoutMs). Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Node name, for error messages. */
+  node?: string;
+}
+
+/**
+ * Runs one shell command in the guest: connect, handshake, exec, disconnect. Resolves with the
+ * status and output whatever the exit status; rejects with ExecTimeoutError on timeout (with
+ * the partial output), ExecChannelError when the channel fails (e.g. 'not-running'), or the
+ * signal's reason on abort.
+ */
+export async function execOverChannel(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
+  const conn = await ExecConnection.connect(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
+  try {
+    return await conn.exec(command, opts);
+  } finally {
+    conn.close();
+  }
+}
+
+export interface PingResult extends HelloAck {
+  /** Connect + handshake time. */
+  rttMs: number;
+}
+
+/** Resolves once the agent answers a handshake (one attempt; see waitForAgent for retrying). */
+export async function pingAgent(
+  socketPath: string,
+  opts: { timeoutMs?: number; signal?: AbortSignal; node?: string } = {},
+): Promise<PingResult> {
+  const start = Date.now();
+  const conn = await ExecConnection.connect(socketPath, opts);
+  conn.close();
+  return { ...conn.agent, rttMs: Date.now() - start };
+}
+
+/**
+ * Waits until the node's agent answers (the guest has booted far enough to run commands),
+ * retrying while the socket is missing or the agent silent. Rejects with the last error at the
+ * deadline; protocol-version and protocol errors fail at once.
+ */
+export async function waitForAgent(
+  socketPath: string,
+  opts: { deadlineMs: number; signal?: AbortSignal; log?: Logger; node?: string },
+): Promise<PingResult> {
+  const start = Date.now();
+  return retry(
+    {
+      what: `waiting for the guest agent on ${whereIs(socketPath, opts.node)}`,
+      deadlineMs: opts.deadlineMs,
+      delayMs: 250,
+      signal: opts.signal,
+      log: opts.log,
+      retryIf: (e) => e instanceof ExecChannelError && ['not-running', 'no-answer', 'connection-lost'].includes(e.code),
+    },
+    () => {
+      const left = opts.deadlineMs - (Date.now() - start);
+      return pingAgent(socketPath, { timeoutMs: Math.max(100, Math.min(10_000, left)), signal: opts.signal, node: opts.node });
+    },
+  );
+}

@@ -1,0 +1,98 @@
+/**
+ * Choosing the accelerator. /dev/kvm existing proves nothing (on some hosts guests hang under
+ * it), so KVM is chosen only after a probe guest boots under it within a deadline.
+ */
+import { constants, promises as fs } from 'node:fs';
+import type { Logger } from '../util/log.js';
+import { HostCommandError, type ProcessRunner } from './process.js';
+import type { Accel } from './qemu.js';
+
+export interface AccelDecision {
+  accel: Accel;
+  /** One line a user can act on: why this accelerator. */
+  reason: string;
+}
+
+export interface ProbeInput {
+  runner: ProcessRunner;
+  log: Logger;
+  kernel: string;
+  initrd?: string;
+  deadlineMs?: number;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+/** The kernel prints this once it has booted far enough to start init. */
+const BOOTED = /Run \S+ as init process|Freeing unused kernel image/;
+
+/** Boot the kernel under KVM and report whether it got as far as starting init. */
+export async function probeKvm(p: ProbeInput): Promise<{ ok: boolean; detail: string }> {
+  const deadlineMs = p.deadlineMs ?? 20_000;
+  const args = [
+    '-machine', 'pc,accel=kvm', '-cpu', 'host', '-m', '256M', '-smp', '1',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+    '-kernel', p.kernel, '-append', 'console=ttyS0 loglevel=7 panic=-1',
+  ];
+  if (p.initrd) args.push('-initrd', p.initrd);
+  const ac = new AbortController();
+  const onParent = () => ac.abort();
+  p.signal?.addEventListener('abort', onParent, { once: true });
+  let seen = '';
+  let booted = false;
+  const started = Date.now();
+  try {
+    await p.runner.run('qemu-system-x86_64', args, {
+      timeoutMs: deadlineMs,
+      killGraceMs: 1000,
+      signal: ac.signal,
+      onStdout: (c) => {
+        seen = (seen + c.toString('utf8')).slice(-4000);
+        if (!booted && BOOTED.test(seen)) {
+          booted = true;
+          ac.abort();
+        }
+      },
+    });
+  } catch (e) {
+    if (!booted) {
+      const he = e instanceof HostCommandError ? e : undefined;
+      const why = he?.timedOut
+        ? `the probe guest did not boot within ${deadlineMs / 1000} s`
+        : (he?.stderr.trim().split('\n').pop() ?? (e as Error).message);
+      return { ok: false, detail: why };
+    }
+  } finally {
+    p.signal?.removeEventListener('abort', onParent);
+  }
+  return booted
+    ? { ok: true, detail: `probe guest booted under KVM in ${Date.now() - started} ms` }
+    : { ok: false, detail: 'the probe guest exited before booting' };
+}
+
+export async function kvmDeviceProblem(): Promise<string | undefined> {
+  try {
+    await fs.access('/dev/kvm', constants.R_OK | constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? '/dev/kvm does not exist (no hardware virtualization, or the kvm module is not loaded)'
+      : '/dev/kvm is not accessible to this user (add yourself to the kvm group, or run as root)';
+  }
+}
+
+/** FALCON_ACCEL=kvm|tcg overrides; otherwise the device check, then the (cached) probe. */
+export async function chooseAccel(
+  env: NodeJS.ProcessEnv,
+  probe: () => Promise<{ ok: boolean; detail: string }>,
+): Promise<AccelDecision> {
+  const forced = env.FALCON_ACCEL?.trim().toLowerCase();
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `${forced}: chosen by FALCON_ACCEL=${forced}` };
+  if (forced) throw new Error(`FALCON_ACCEL=${env.FALCON_ACCEL} is not understood; set it to kvm or tcg, or unset it to let Falcon probe`);
+  const dev = await kvmDeviceProblem();
+  if (dev) return { accel: 'tcg', reason: `tcg: ${dev}; guests run under software emulation (slower)` };
+  const r = await probe();
+  return r.ok
+    ? { accel: 'kvm', reason: `kvm: ${r.detail}` }
+    : { accel: 'tcg', reason: `tcg: /dev/kvm exists but ${r.detail}; falling back to software emulation (slower). Set FALCON_ACCEL=kvm to force KVM.` };
+}

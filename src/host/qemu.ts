@@ -1,0 +1,107 @@
+/**
+ * Building QEMU command lines. Pure: the same inputs always give the same argument array, so
+ * unit tests can check them and hyperstart restarts a node with exactly its original devices.
+ */
+import type { NodeSpec } from '../model/spec.js';
+import { MAX_MOUNTS, MAX_NICS } from '../model/validate.js';
+
+export type Accel = 'kvm' | 'tcg';
+
+export type QemuBoot =
+  | { method: 'direct'; kernel: string; initrd?: string; cmdline: string }
+  | { method: 'firmware'; firmware: 'bios' | 'uefi'; /** per-node copy of the UEFI variable store */ varsFile?: string };
+
+export type QemuNic =
+  | { kind: 'tap'; ifname: string; mac: string }
+  /** A macvtap opened by the caller and passed to QEMU as this fd number. */
+  | { kind: 'fd'; fd: number; mac: string };
+
+export interface QemuNodeConfig {
+  topology: string;
+  node: NodeSpec;
+  accel: Accel;
+  disk: string;
+  boot: QemuBoot;
+  nics: QemuNic[];
+  sockets: { qmp: string; console: string; exec: string };
+  consoleLog: string;
+  pidFile: string;
+  /** UEFI firmware code, when boot.firmware is 'uefi'. */
+  ovmfCode?: string;
+}
+
+/** PCI slots: fixed ones for the disk and channels, NICs from 0x10 in declaration order. */
+export const PCI = { disk: 3, serial: 4, rng: 5, cdrom: 6, firstMount: 7, firstNic: 0x10 } as const;
+
+/** QEMU option values escape "," by doubling it. */
+export function qemuEscape(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** The 9p mount tag of a node's i-th mount (tags are limited in length, paths are not). */
+export function mountTag(i: number): string {
+  return `falcon${i}`;
+}
+
+export function qemuArgs(c: QemuNodeConfig): string[] {
+  const n = c.node;
+  if (c.nics.length > MAX_NICS) throw new Error(`node "${n.name}" has ${c.nics.length} interfaces; at most ${MAX_NICS} fit`);
+  if (n.mounts.length > MAX_MOUNTS) throw new Error(`node "${n.name}" has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit`);
+  const a: string[] = [
+    '-name', `${c.topology}.${n.name},process=falcon-${n.name}`.slice(0, 200),
+    '-machine', c.accel === 'kvm' ? 'pc,accel=kvm' : 'pc,accel=tcg',
+    '-cpu', c.accel === 'kvm' ? 'host' : 'max',
+    '-smp', String(n.cores),
+    '-m', `${n.memoryMiB}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    '-pidfile', c.pidFile,
+    '-chardev', `socket,id=qmp0,path=${qemuEscape(c.sockets.qmp)},server=on,wait=off`,
+    '-mon', 'chardev=qmp0,mode=control',
+    '-chardev', `socket,id=con0,path=${qemuEscape(c.sockets.console)},server=on,wait=off,logfile=${qemuEscape(c.consoleLog)},logappend=on`,
+    '-serial', 'chardev:con0',
+    '-device', `virtio-serial-pci,id=vser0,addr=${hex(PCI.serial)}`,
+    '-chardev', `socket,id=exec0,path=${qemuEscape(c.sockets.exec)},server=on,wait=off`,
+    '-device', 'virtserialport,bus=vser0.0,chardev=exec0,name=org.falcon.exec',
+    '-object', 'rng-random,id=rng0,filename=/dev/urandom',
+    '-device', `virtio-rng-pci,rng=rng0,addr=${hex(PCI.rng)}`,
+    '-drive', `file=${qemuEscape(c.disk)},if=none,id=disk0,format=qcow2,cache=writeback,discard=unmap`,
+    '-device', `virtio-blk-pci,drive=disk0,addr=${hex(PCI.disk)},bootindex=1`,
+  ];
+  if (c.accel === 'tcg' && n.cores > 1) a.push('-accel', 'tcg,thread=multi');
+  if (c.boot.method === 'direct') {
+    a.push('-kernel', c.boot.kernel, '-append', c.boot.cmdline);
+    if (c.boot.initrd) a.push('-initrd', c.boot.initrd);
+  } else if (c.boot.firmware === 'uefi') {
+    if (!c.ovmfCode || !c.boot.varsFile) throw new Error(`node "${n.name}": UEFI boot needs OVMF code and a variable store`);
+    a.push(
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(c.ovmfCode)}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${qemuEscape(c.boot.varsFile)}`,
+    );
+  }
+  if (n.bootIso) {
+    a.push(
+      '-drive', `file=${qemuEscape(n.bootIso)},if=none,id=cd0,media=cdrom,readonly=on`,
+      '-device', `ide-cd,drive=cd0,bootindex=0`,
+    );
+  }
+  n.mounts.forEach((m, i) => {
+    a.push(
+      '-fsdev', `local,id=fs${i},path=${qemuEscape(m.source)},security_model=none,readonly=on`,
+      '-device', `virtio-9p-pci,fsdev=fs${i},mount_tag=${mountTag(i)},addr=${hex(PCI.firstMount + i)}`,
+    );
+  });
+  c.nics.forEach((nic, i) => {
+    a.push(
+      '-netdev', nic.kind === 'tap' ? `tap,id=net${i},ifname=${nic.ifname},script=no,downscript=no` : `tap,id=net${i},fd=${nic.fd}`,
+      '-device', `virtio-net-pci,netdev=net${i},mac=${nic.mac},addr=${hex(PCI.firstNic + i)}`,
+    );
+  });
+  if (n.vncPort !== undefined) a.push('-vnc', `127.0.0.1:${n.vncPort - 5900}`);
+  if (n.smbiosType1) {
+    const fields = Object.entries(n.smbiosType1).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${qemuEscape(String(v))}`);
+    if (fields.length) a.push('-smbios', ['type=1', ...fields].join(','));
+  }
+  return a;
+}

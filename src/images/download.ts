@@ -1,0 +1,144 @@
+/**
+ * HTTP(S) downloads with Node's fetch: streamed to a file, hashed on the way, with progress
+ * events and a stall timeout (a whole-download timeout would be wrong for multi-GiB images).
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Logger } from '../util/log.js';
+
+export interface DownloadProgress {
+  done: number;
+  /** From Content-Length, when the server sent one. */
+  total?: number;
+}
+
+export interface DownloadOptions {
+  signal?: AbortSignal;
+  log?: Logger;
+  /** Label for progress events; default the URL. */
+  what?: string;
+  onProgress?: (p: DownloadProgress) => void;
+  /** Give up when no data arrives for this long. Default 60 s. */
+  stallTimeoutMs?: number;
+  /** Minimum interval between progress events. Default 250 ms. */
+  progressIntervalMs?: number;
+}
+
+export interface DownloadResult {
+  bytes: number;
+  sha256: string;
+}
+
+export class DownloadError extends Error {
+  override name = 'DownloadError';
+  constructor(
+    message: string,
+    readonly url: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Downloads `url` to `dest` (created 0600, overwritten). Rejects with DownloadError on HTTP errors. */
+export async function download(url: string, dest: string, o: DownloadOptions = {}): Promise<DownloadResult> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DownloadError(`'${url}' is not a valid URL; give a full http:// or https:// address`, url);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new DownloadError(
+      `cannot download '${url}': only http:// and https:// URLs are supported (for a local file use \`falcon image import\`)`,
+      url,
+    );
+  }
+  const stallMs = o.stallTimeoutMs ?? 60_000;
+  const stall = new AbortController();
+  let stallTimer: NodeJS.Timeout | undefined;
+  const kick = () => {
+    clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => stall.abort(new Error(`no data for ${stallMs / 1000} s`)), stallMs);
+  };
+  const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
+  const what = o.what ?? url;
+  kick();
+  try {
+    let res: Response;
+    try {
+      res = await fetch(parsed, { signal, redirect: 'follow' });
+    } catch (err) {
+      o.signal?.throwIfAborted();
+      throw new DownloadError(`could not download ${url}: ${describe(err)}; check the URL and the network`, url, undefined, {
+        cause: err,
+      });
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      throw new DownloadError(
+        `could not download ${url}: the server answered HTTP ${res.status} ${res.statusText}`.trimEnd() +
+          (res.status === 404 ? '; check the URL' : ''),
+        url,
+        res.status,
+      );
+    }
+    const lengthHeader = res.headers.get('content-length');
+    const total = lengthHeader && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const hash = createHash('sha256');
+    let done = 0;
+    let lastReport = 0;
+    const interval = o.progressIntervalMs ?? 250;
+    const report = (force: boolean) => {
+      const now = Date.now();
+      if (!force && now - lastReport < interval) return;
+      lastReport = now;
+      o.log?.log({ kind: 'progress', what: `downloading ${what}`, done, total, unit: 'bytes' });
+      o.onProgress?.({ done, total });
+    };
+    report(true);
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        kick();
+        hash.update(chunk);
+        done += chunk.length;
+        report(false);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(
+        Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
+        meter,
+        createWriteStream(dest, { mode: 0o600 }),
+        { signal },
+      );
+    } catch (err) {
+      o.signal?.throwIfAborted();
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw err;
+      if (stall.signal.aborted) {
+        throw new DownloadError(`download of ${url} stalled: ${describe(stall.signal.reason)}`, url, undefined, { cause: err });
+      }
+      throw new DownloadError(`download of ${url} failed after ${done} bytes: ${describe(err)}`, url, undefined, { cause: err });
+    }
+    report(true);
+    if (total !== undefined && done !== total) {
+      throw new DownloadError(`download of ${url} was cut short: got ${done} of ${total} bytes; try again`, url);
+    }
+    return { bytes: done, sha256: hash.digest('hex') };
+  } finally {
+    clearTimeout(stallTimer);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,28 @@
+/**
+ * Falcon: network topologies of virtual machines as code, on Linux.
+ *
+ * ```ts
+ * import { Runner, gb, run } from 'falcon';
+ * const d = new Runner('duo');
+ * const violin = d.node('violin', 'tiny', 1, gb(1));
+ * const piano = d.node('piano', 'tiny', 1, gb(1));
+ * d.link(violin, piano);
+ * await run(d);
+ * ```
+ */
+export { Runner, LaunchError } from './runner/runner.js';
+export type { RunnerOptions, ExecOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
+export { PreflightError } from './runner/preflight.js';
+export { run, runWithExtra, runCli } from './cli/program.js';
+export type { ExtraCommand } from './cli/program.js';
+export { Topology, Node, gb, mb } from './model/topology.js';
+export type { NodeRef, LinkOptions } from './model/topology.js';
+export { TopologyError, TopologyValidationError, TopologyFileError } from './model/errors.js';
+export type { TopologyProblem } from './model/errors.js';
+export type { TopologySpec, NodeSpec, LinkSpec } from './model/spec.js';
+export { HostCommandError } from './host/process.js';
+export type { ExecResult } from './guest/exec-client.js';
+export { ImageStore } from './images/store.js';
+export type { ImageMeta } from './images/types.js';
+export { consoleLogger, memoryLogger, silentLogger } from './util/log.js';
+export type { Logger, LogEvent, Level } from './util/log.js';

@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Unix socket paths are limited to 107 bytes; leave room for the longest suffix. */
+const SOCKET_PATH_MAX = 100;
+
+/** Where a topology keeps its state: `.falcon/` beside the program, or wherever the user says. */
+export class FalconPaths {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+  get topologyFile(): string {
+    return path.join(this.dir, 'topology.json');
+  }
+  get stateFile(): string {
+    return path.join(this.dir, 'state.json');
+  }
+  get lockFile(): string {
+    return path.join(this.dir, 'lock');
+  }
+  /** QEMU's serial console log, written by QEMU itself. */
+  consoleLog(node: string): string {
+    return path.join(this.dir, `${node}.console.log`);
+  }
+  /** QEMU's stdout and stderr, as the original's `<node>.out` and `<node>.err`. */
+  out(node: string): string {
+    return path.join(this.dir, `${node}.out`);
+  }
+  err(node: string): string {
+    return path.join(this.dir, `${node}.err`);
+  }
+  pidFile(node: string): string {
+    return path.join(this.dir, `${node}.pid`);
+  }
+  uefiVars(node: string): string {
+    return path.join(this.dir, `${node}.uefi-vars.fd`);
+  }
+  /**
+   * Sockets live in `.falcon/sock` unless that path is too long for a Unix socket; then in a
+   * short folder under the temp dir named after a hash of the falcon dir, so every command
+   * derives the same place.
+   */
+  get socketDir(): string {
+    const inside = path.join(this.dir, 'sock');
+    if (Buffer.byteLength(inside) + 1 + 32 + '.console'.length <= SOCKET_PATH_MAX) return inside;
+    const h = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
+    return path.join(os.tmpdir(), `falcon-${h}`);
+  }
+  sockets(node: string): { qmp: string; console: string; exec: string } {
+    const d = this.socketDir;
+    return { qmp: path.join(d, `${node}.qmp`), console: path.join(d, `${node}.console`), exec: path.join(d, `${node}.exec`) };
+  }
+}

@@ -1,0 +1,572 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Topology, parseTopologyFile, validateSpec } from '../model/topology.js';
+import type { TopologyProblem } from '../model/errors.js';
+import { TopologyFileError } from '../model/errors.js';
+import type { NodeSpec, TopologySpec } from '../model/spec.js';
+import { hostInterfaces } from '../model/naming.js';
+import { chooseAccel, probeKvm, type AccelDecision } from '../host/accel.js';
+import { checkNetworkPreflight, createNetwork, destroyNetwork, listTopologyInterfaces, type NetdevInfo, type TopologyInterfaceInfo } from '../host/net.js';
+import { createProcessRunner, type ProcessRunner } from '../host/process.js';
+import { qemuArgs, type QemuBoot, type QemuNic } from '../host/qemu.js';
+import { QmpClient, qmpOnce } from '../host/qmp.js';
+import { execOverChannel, waitForAgent, type ExecResult } from '../guest/exec-client.js';
+import { execOverSerial } from '../guest/serial-exec.js';
+import { SETUP_SCRIPT, setupCommandLine, setupEnv } from '../guest/setup.js';
+import { ImageStore, type StoredImage } from '../images/store.js';
+import { combineSignals } from '../util/abort.js';
+import { exists, writeFileAtomic } from '../util/fs.js';
+import { acquireLock } from '../util/lock.js';
+import { consoleLogger, type Logger } from '../util/log.js';
+import { FalconPaths } from './paths.js';
+import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
+import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
+import { logTails, startVm, stopVm, vmPids, vmRunning } from './vm.js';
+
+export interface RunnerOptions {
+  /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
+  falconDir?: string;
+  logger?: Logger;
+  /** A persistent runner is not destroyed when disposed. Default false, as the original. */
+  persistent?: boolean;
+  /** The image store; default $FALCON_IMAGE_DIR or /var/lib/falcon/images. */
+  imageDir?: string;
+  /** The host process layer; injectable for tests. */
+  processRunner?: ProcessRunner;
+  /** How long a node may take to boot and answer its exec channel. Default 180 s (TCG), 60 s (KVM). */
+  bootTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  input?: string | Buffer;
+  env?: Record<string, string>;
+}
+
+export interface NodeInfo {
+  name: string;
+  id: number;
+  image: string;
+  cores: number;
+  memoryMiB: number;
+  radix: number;
+  mounts: { source: string; destination: string }[];
+  status: 'running' | 'stopped' | 'not launched';
+  pid?: number;
+}
+
+export interface LinkInfo {
+  kind: string;
+  a: { node: string; index: number; ifname: string; altname: string; mac: string };
+  b?: { node: string; index: number; ifname: string; altname: string; mac: string };
+  hostIfx?: string | null;
+  exclusive?: boolean;
+}
+
+export interface TopologyInfo {
+  name: string;
+  falconDir: string;
+  accel?: string;
+  nodes: NodeInfo[];
+  links: LinkInfo[];
+  interfaces: TopologyInterfaceInfo[];
+}
+
+/** A failure of one or more nodes at launch, each named with the end of its logs. */
+export class LaunchError extends Error {
+  override name = 'LaunchError';
+  constructor(
+    readonly topology: string,
+    readonly failures: { node: string; error: unknown; logs: string }[],
+  ) {
+    super(
+      `launch of topology "${topology}" failed on ${failures.map((f) => `"${f.node}"`).join(', ')}; ` +
+        `run \`destroy\` to remove what was created\n` +
+        failures.map((f) => `[${f.node}] ${(f.error as Error)?.message ?? String(f.error)}\n${f.logs}`).join('\n'),
+    );
+  }
+}
+
+const DEFAULT_FALCON_DIR = () => {
+  const main = process.argv[1];
+  return main ? path.join(path.dirname(path.resolve(main)), '.falcon') : path.resolve('.falcon');
+};
+
+/**
+ * A topology plus the operations that bring it to life: the analogue of the original's
+ * `Runner`. Declare nodes and links, then `launch()`; `destroy()` removes everything.
+ * A non-persistent runner destroys its topology when disposed (`await using d = new Runner(...)`).
+ */
+export class Runner extends Topology implements AsyncDisposable {
+  readonly paths: FalconPaths;
+  readonly log: Logger;
+  readonly proc: ProcessRunner;
+  readonly store: ImageStore;
+  /** Not destroyed on dispose when true. */
+  persistent: boolean;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly bootTimeoutMs?: number;
+  /** Set when the topology comes from `.falcon/topology.json` rather than from code. */
+  private loaded = false;
+
+  constructor(name: string, options: RunnerOptions = {}) {
+    super(name);
+    this.env = options.env ?? process.env;
+    this.log = options.logger ?? consoleLogger();
+    this.proc = options.processRunner ?? createProcessRunner(this.log);
+    this.paths = new FalconPaths(options.falconDir ?? DEFAULT_FALCON_DIR());
+    this.store = new ImageStore({ root: options.imageDir, runner: this.proc, log: this.log, env: this.env });
+    this.persistent = options.persistent ?? false;
+    this.bootTimeoutMs = options.bootTimeoutMs ?? (this.env.FALCON_BOOT_TIMEOUT ? Number(this.env.FALCON_BOOT_TIMEOUT) * 1000 : undefined);
+  }
+
+  /** A runner for the topology saved in `falconDir/topology.json`: what later commands work from. */
+  static async load(falconDir: string, options: Omit<RunnerOptions, 'falconDir'> = {}): Promise<Runner> {
+    const paths = new FalconPaths(falconDir);
+    let text: string;
+    try {
+      text = await fs.readFile(paths.topologyFile, 'utf8');
+    } catch {
+      throw new TopologyFileError(`${paths.topologyFile} does not exist: no topology has been launched with falcon dir ${paths.dir}; launch one first, or pass the right --falcon-dir`);
+    }
+    const spec = parseTopologyFile(text, paths.topologyFile);
+    const r = new Runner(spec.name, { ...options, falconDir });
+    r.adopt(spec);
+    return r;
+  }
+
+  /** The same declared topology with other options (the CLI's falcon dir and log level). */
+  derive(options: RunnerOptions): Runner {
+    const r = new Runner(this.name, {
+      imageDir: this.store.root,
+      processRunner: options.logger ? undefined : this.proc,
+      env: this.env,
+      bootTimeoutMs: this.bootTimeoutMs,
+      persistent: this.persistent,
+      ...options,
+    });
+    for (const [k, v] of this.nodes) r.nodes.set(k, structuredClone(v));
+    r.links.push(...structuredClone(this.links));
+    return r;
+  }
+
+  /** The console socket of a node of this topology. */
+  async consoleSocket(node: string): Promise<string> {
+    await this.nodeState(node);
+    return this.paths.sockets(node).console;
+  }
+
+  /** Replace the declared topology with a saved one. */
+  private adopt(spec: TopologySpec): void {
+    const t = Topology.fromSpec(spec);
+    this.nodes.clear();
+    for (const n of t.toSpec().nodes) this.nodes.set(n.name, n);
+    this.links.splice(0, this.links.length, ...spec.links);
+    this.loaded = true;
+  }
+
+  /**
+   * The topology the operations act on: the one declared in code, or when that is empty (a CLI
+   * command from the `.falcon` directory alone) the saved one.
+   */
+  private async effectiveSpec(): Promise<TopologySpec> {
+    if (this.nodes.size > 0 || this.loaded) return this.toSpec();
+    const saved = await this.savedSpec();
+    if (saved) this.adopt(saved);
+    return this.toSpec();
+  }
+
+  private async savedSpec(): Promise<TopologySpec | undefined> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.paths.topologyFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+    return parseTopologyFile(text, this.paths.topologyFile);
+  }
+
+  private async ensureDir(): Promise<void> {
+    await fs.mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
+  }
+
+  private async lock(what: string) {
+    await this.ensureDir();
+    return acquireLock(this.paths.lockFile, what);
+  }
+
+  /** The host's prerequisites and the accelerator Falcon would use. */
+  async hostChecks(): Promise<{ checks: HostCheck[]; accel: AccelDecision }> {
+    const checks = await hostChecks(this.proc, this.store.root);
+    const accel = await this.decideAccel(false);
+    checks.push({ name: 'accelerator', ok: true, detail: accel.reason });
+    return { checks, accel };
+  }
+
+  /**
+   * Check everything before anything is created: the topology itself, the host's
+   * prerequisites and the topology's references to the host. Saves `.falcon/topology.json`.
+   * Throws a `PreflightError` listing every problem.
+   */
+  async preflight(): Promise<void> {
+    const spec = await this.effectiveSpec();
+    const problems: TopologyProblem[] = validateSpec(spec);
+    if (problems.length === 0) {
+      const checks = await hostChecks(this.proc, this.store.root);
+      for (const c of checks.filter((c) => !c.ok && !c.optional)) problems.push({ path: `host.${c.name}`, message: `${c.detail}; ${c.fix}` });
+      problems.push(...(await hostReferenceProblems(spec, this.store)));
+      if (!problems.some((p) => p.path === 'host.privileges')) {
+        for (const p of await checkNetworkPreflight(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log }))
+          problems.push({ path: p.path, message: `${p.message}; ${p.fix}` });
+      }
+    }
+    if (problems.length) throw new PreflightError(spec.name, problems);
+    await this.ensureDir();
+    await writeFileAtomic(this.paths.topologyFile, JSON.stringify(spec, null, 2) + '\n');
+  }
+
+  private async decideAccel(allowBuild: boolean, signal?: AbortSignal): Promise<AccelDecision> {
+    const cache = path.join(this.store.root, 'cache', 'accel-probe.json');
+    return chooseAccel(this.env, async () => {
+      const host = (await fs.readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '')).trim();
+      const cached = await fs.readFile(cache, 'utf8').then((t) => JSON.parse(t), () => undefined);
+      if (cached && cached.host === host) return cached.result;
+      let img: StoredImage | undefined;
+      if (allowBuild) img = await this.store.ensure('tiny', signal);
+      else if (await this.store.has('tiny')) img = await this.store.get('tiny');
+      if (!img?.kernel) return { ok: false, detail: 'KVM was not probed yet (the probe boots the tiny image; `falcon image build tiny` or a launch does it)' };
+      this.log.log({ kind: 'step', msg: 'probing whether guests boot under KVM (once per host)' });
+      const result = await probeKvm({ runner: this.proc, log: this.log, kernel: img.kernel, initrd: img.initrd, signal });
+      await fs.mkdir(path.dirname(cache), { recursive: true });
+      await writeFileAtomic(cache, JSON.stringify({ host, result }));
+      return result;
+    });
+  }
+
+  /**
+   * Launch the topology: preflight, images, network, then every node in parallel. Returns when
+   * every node has booted and finished its set-up, ready for `exec`.
+   */
+  async launch(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.preflight();
+    await using _lock = await this.lock('launch');
+    const spec = this.toSpec();
+    const started = Date.now();
+    this.log.log({ kind: 'step', msg: `launching topology "${spec.name}" (${spec.nodes.length} node${spec.nodes.length === 1 ? '' : 's'})` });
+    const images = new Map<string, StoredImage>();
+    for (const name of new Set(spec.nodes.map((n) => n.image))) images.set(name, await this.store.ensure(name, opts.signal));
+    const accel = spec.nodes.length ? await this.decideAccel(true, opts.signal) : { accel: 'tcg' as const, reason: 'no nodes' };
+    if (spec.nodes.length) this.log.log({ kind: 'step', level: accel.accel === 'kvm' ? 'debug' : 'info', msg: `accelerator ${accel.reason}` });
+    const state: RunState = (await readState(this.paths)) ?? { version: STATE_VERSION, topology: spec.name, accel: accel.accel, imageDir: this.store.root, nodes: {} };
+    state.accel = accel.accel;
+    const net = await createNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+    // Record disks and images before any QEMU starts, so destroy finds everything after a crash.
+    for (const n of spec.nodes) {
+      const img = images.get(n.image)!;
+      state.nodes[n.name] = { ...state.nodes[n.name], disk: this.store.nodeDiskPath(spec.name, n.name), image: n.image, exec: img.meta.exec, login: img.meta.login };
+    }
+    await writeState(this.paths, state);
+    const results = await Promise.allSettled(
+      spec.nodes.map((n) => this.launchNode(n, images.get(n.image)!, state, net.netdevs[n.name] ?? [], opts.signal)),
+    );
+    await writeState(this.paths, state);
+    const failures = [];
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'rejected') {
+        const node = spec.nodes[i]!.name;
+        failures.push({ node, error: r.reason, logs: await logTails(this.paths, node) });
+      }
+    }
+    if (failures.length) throw new LaunchError(spec.name, failures);
+    this.log.log({ kind: 'step', msg: `topology "${spec.name}" is up (${((Date.now() - started) / 1000).toFixed(1)} s)` });
+  }
+
+  private async launchNode(n: NodeSpec, img: StoredImage, state: RunState, netdevs: NetdevInfo[], signal?: AbortSignal): Promise<void> {
+    const ns = state.nodes[n.name]!;
+    if (await vmRunning(this.paths, n.name)) {
+      this.log.log({ kind: 'node', node: n.name, state: 'already running' });
+      return;
+    }
+    if (!(await exists(ns.disk))) {
+      this.log.log({ kind: 'node', node: n.name, state: 'creating disk', detail: `${n.backing} of ${n.image}` });
+      await this.store.createNodeDisk({ topology: this.name, node: n.name, image: n.image, mode: n.backing, sizeGiB: n.reserveGiB, signal });
+    }
+    const boot: QemuBoot =
+      img.meta.boot.method === 'direct'
+        ? { method: 'direct', kernel: img.kernel!, initrd: img.initrd, cmdline: img.meta.boot.cmdline }
+        : { method: 'firmware', firmware: img.meta.boot.firmware, varsFile: img.meta.boot.firmware === 'uefi' ? this.paths.uefiVars(n.name) : undefined };
+    if (boot.method === 'firmware' && boot.varsFile && !(await exists(boot.varsFile))) {
+      await fs.copyFile(OVMF_VARS, boot.varsFile);
+      await fs.chmod(boot.varsFile, 0o600);
+    }
+    const fdDevices: string[] = [];
+    const nics: QemuNic[] = netdevs.map((d) => {
+      if (d.kind === 'tap') return { kind: 'tap', ifname: d.ifname, mac: d.mac };
+      fdDevices.push(d.tapDevice);
+      return { kind: 'fd', fd: 2 + fdDevices.length, mac: d.mac };
+    });
+    ns.qemuArgs = qemuArgs({
+      topology: this.name,
+      node: n,
+      accel: state.accel,
+      disk: ns.disk,
+      boot,
+      nics,
+      sockets: this.paths.sockets(n.name),
+      consoleLog: this.paths.consoleLog(n.name),
+      pidFile: this.paths.pidFile(n.name),
+      ovmfCode: OVMF_CODE,
+    });
+    ns.fdDevices = fdDevices;
+    ns.launchedAt = new Date().toISOString();
+    await this.bootNode(n, ns, state, signal);
+  }
+
+  /** Start QEMU from the recorded arguments, wait for the guest, set it up. */
+  private async bootNode(n: NodeSpec, ns: NodeState, state: RunState, signal?: AbortSignal): Promise<void> {
+    const started = Date.now();
+    this.log.log({ kind: 'node', node: n.name, state: 'starting', detail: `${n.cores} core${n.cores === 1 ? '' : 's'}, ${n.memoryMiB} MiB, ${state.accel}` });
+    const vm = await startVm(this.proc, this.paths, n.name, ns.qemuArgs!, ns.fdDevices);
+    const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
+    const ac = new AbortController();
+    const sig = combineSignals(undefined, signal, ac.signal);
+    const died = vm.exited.then(({ code, signal: s }) => {
+      ac.abort();
+      throw new Error(`QEMU exited (${s ? `signal ${s}` : `code ${code}`}) before the guest was ready`);
+    });
+    died.catch(() => {});
+    try {
+      await Promise.race([died, this.waitReady(n, ns, deadlineMs, sig)]);
+    } catch (e) {
+      if (ac.signal.aborted) await died; // report the death, not the abort it caused
+      throw e;
+    }
+    this.log.log({ kind: 'node', node: n.name, state: 'booted', detail: `${((Date.now() - started) / 1000).toFixed(1)} s` });
+    if (n.doSetup) {
+      const r = await this.execOn(n.name, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000, signal }, setupCommandLine(n));
+      if (r.exitCode !== 0) throw new Error(`guest set-up failed (exit ${r.exitCode}): ${r.stderr.toString().trim() || r.stdout.toString().trim()}`);
+    }
+    this.log.log({ kind: 'node', node: n.name, state: 'ready', detail: `${((Date.now() - started) / 1000).toFixed(1)} s` });
+  }
+
+  private async waitReady(n: NodeSpec, ns: NodeState, deadlineMs: number, signal: AbortSignal): Promise<void> {
+    const socks = this.paths.sockets(n.name);
+    try {
+      if (ns.exec === 'agent') await waitForAgent(socks.exec, { deadlineMs, signal, log: this.log, node: n.name });
+      else await execOverSerial(socks.console, 'true', { user: ns.login?.user, password: ns.login?.password, timeoutMs: deadlineMs, signal, log: this.log });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw new Error(`the guest did not become ready within ${deadlineMs / 1000} s (${(e as Error).message.split('\n')[0]})`, { cause: e });
+    }
+  }
+
+  private async execOn(node: string, ns: NodeState, command: string, o: ExecOptions, serialCommand = command): Promise<ExecResult> {
+    const socks = this.paths.sockets(node);
+    if (ns.exec === 'agent') return execOverChannel(socks.exec, command, { ...o, node });
+    if (o.input !== undefined) throw new Error(`node "${node}" runs commands over its serial console (its image has no falcon-agent), which cannot pass input`);
+    const started = Date.now();
+    const r = await execOverSerial(socks.console, serialCommand, { user: ns.login?.user, password: ns.login?.password, timeoutMs: o.timeoutMs, signal: o.signal, log: this.log });
+    return { exitCode: r.exitCode, signal: null, stdout: Buffer.from(r.stdout), stderr: Buffer.alloc(0), durationMs: Date.now() - started };
+  }
+
+  private async nodeState(node: string): Promise<{ spec: NodeSpec; ns: NodeState; state: RunState }> {
+    const spec = await this.effectiveSpec();
+    const n = spec.nodes.find((x) => x.name === node);
+    if (!n) throw new Error(`topology "${spec.name}" has no node "${node}"; its nodes are: ${spec.nodes.map((x) => x.name).join(', ') || '(none)'}`);
+    const state = await readState(this.paths);
+    const ns = state?.nodes[node];
+    if (!state || !ns?.qemuArgs) throw new Error(`node "${node}" has not been launched (no state in ${this.paths.dir}); run launch first`);
+    return { spec: n, ns, state };
+  }
+
+  /**
+   * Run a shell command in a node over its exec channel. Resolves with the exit status and
+   * output whatever the status; rejects on timeout or when the node is not running.
+   */
+  async exec(node: string | { name: string }, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const name = typeof node === 'string' ? node : node.name;
+    const { ns } = await this.nodeState(name);
+    return this.execOn(name, ns, command, opts);
+  }
+
+  /** Stop nodes' VMs, keeping their disks and network. */
+  async hyperstop(nodes?: string[]): Promise<void> {
+    const spec = await this.effectiveSpec();
+    await using _lock = await this.lock('hyperstop');
+    const names = nodes ?? spec.nodes.map((n) => n.name);
+    await Promise.all(
+      names.map(async (name) => {
+        await this.nodeState(name);
+        const running = await vmRunning(this.paths, name);
+        await stopVm(this.paths, name);
+        this.log.log({ kind: 'node', node: name, state: running ? 'stopped' : 'was not running' });
+      }),
+    );
+  }
+
+  /**
+   * Start stopped nodes again with the same devices and disk, re-creating missing network
+   * devices (after a host power loss only disks and `.falcon` remain).
+   */
+  async hyperstart(nodes?: string[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const spec = await this.effectiveSpec();
+    await using _lock = await this.lock('hyperstart');
+    const names = nodes ?? spec.nodes.map((n) => n.name);
+    const targets = await Promise.all(names.map((n) => this.nodeState(n)));
+    const net = await createNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+    const results = await Promise.allSettled(
+      targets.map(async ({ spec: n, ns, state }) => {
+        if (await vmRunning(this.paths, n.name)) {
+          this.log.log({ kind: 'node', node: n.name, state: 'already running' });
+          return;
+        }
+        if (!(await exists(ns.disk))) throw new Error(`its disk ${ns.disk} is gone; destroy the topology and launch it again`);
+        // macvtap device numbers change when the devices are re-created.
+        ns.fdDevices = (net.netdevs[n.name] ?? []).flatMap((d) => (d.kind === 'macvtap' ? [d.tapDevice] : []));
+        await this.bootNode(n, ns, state, opts.signal);
+      }),
+    );
+    const failures = [];
+    for (const [i, r] of results.entries())
+      if (r.status === 'rejected') failures.push({ node: targets[i]!.spec.name, error: r.reason, logs: await logTails(this.paths, targets[i]!.spec.name) });
+    if (failures.length) throw new LaunchError(spec.name, failures);
+  }
+
+  /** Reset a node through QMP (like pressing its reset button), then wait for it and set it up again. */
+  async reboot(node: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const { spec: n, ns, state } = await this.nodeState(node);
+    if (!(await vmRunning(this.paths, node))) throw new Error(`node "${node}" is not running; start it with hyperstart ${node}`);
+    await qmpOnce(this.paths.sockets(node).qmp, 'system_reset');
+    this.log.log({ kind: 'node', node, state: 'reset' });
+    const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
+    await this.waitReady(n, ns, deadlineMs, combineSignals(undefined, opts.signal));
+    if (n.doSetup) await this.execOn(node, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000 }, setupCommandLine(n));
+    this.log.log({ kind: 'node', node, state: 'ready' });
+  }
+
+  /**
+   * Save a node's disk as a new standalone base image. A stopped node's disk is copied; a
+   * running node is paused while QEMU copies its disk with a backup job, so the image is
+   * consistent (as after a power cut: the guest's unsynced writes are not in it).
+   */
+  async snapshot(node: string, newImage: string, opts: { signal?: AbortSignal } = {}): Promise<StoredImage> {
+    const { ns } = await this.nodeState(node);
+    await using _lock = await this.lock('snapshot');
+    const parent = (await this.store.get(ns.image)).meta;
+    if (!(await vmRunning(this.paths, node))) {
+      const img = await this.store.snapshotFromDisk({ diskPath: ns.disk, newName: newImage, parent, signal: opts.signal });
+      this.log.log({ kind: 'step', msg: `snapshot of "${node}" saved as image "${newImage}"` });
+      return img;
+    }
+    const staged = await this.store.stageImage(newImage, opts.signal);
+    const qmp = await QmpClient.connect(this.paths.sockets(node).qmp);
+    try {
+      this.log.log({ kind: 'node', node, state: 'paused for snapshot' });
+      await qmp.execute('stop');
+      try {
+        const since = qmp.events.length;
+        await qmp.execute('drive-backup', { job_id: 'falcon-snapshot', device: 'disk0', target: staged.disk, sync: 'full', format: 'qcow2', mode: 'absolute-paths' });
+        const ev = await qmp.waitForEvent('BLOCK_JOB_COMPLETED', { timeoutMs: 30 * 60_000, since, signal: opts.signal });
+        const data = ev.data as { error?: string };
+        if (data?.error) throw new Error(`QEMU could not copy the disk of "${node}": ${data.error}`);
+      } finally {
+        await qmp.execute('cont');
+        this.log.log({ kind: 'node', node, state: 'resumed' });
+      }
+      const img = await staged.commit({ parent, signal: opts.signal });
+      this.log.log({ kind: 'step', msg: `snapshot of running "${node}" saved as image "${newImage}"` });
+      return img;
+    } catch (e) {
+      await staged.discard();
+      throw e;
+    } finally {
+      qmp.close();
+    }
+  }
+
+  /** Create the topology's host network alone (no VMs). */
+  async netcreate(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.preflight();
+    await using _lock = await this.lock('netcreate');
+    await createNetwork(this.toSpec(), { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+  }
+
+  /** Remove the topology's host network alone. */
+  async netdestroy(): Promise<void> {
+    const spec = await this.effectiveSpec();
+    await using _lock = await this.lock('netdestroy');
+    await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
+  }
+
+  /**
+   * Remove everything of the topology: VMs (QMP quit, then SIGKILL), network, node disks,
+   * sockets and `.falcon` state. Idempotent; works after a partial launch, a crashed CLI or a
+   * killed QEMU. Image caches are kept.
+   */
+  async destroy(): Promise<void> {
+    const spec = (await this.savedSpec().catch(() => undefined)) ?? this.toSpec();
+    if (!(await exists(this.paths.dir)) && spec.nodes.length === 0) {
+      this.log.log({ kind: 'step', msg: `nothing to destroy in ${this.paths.dir}` });
+      return;
+    }
+    await this.ensureDir();
+    await using _lock = await this.lock('destroy');
+    const started = Date.now();
+    await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name)));
+    await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
+    await this.store.removeTopologyDisks(spec.name);
+    await fs.rm(this.paths.socketDir, { recursive: true, force: true });
+    for (const entry of await fs.readdir(this.paths.dir)) {
+      if (entry !== 'lock') await fs.rm(path.join(this.paths.dir, entry), { recursive: true, force: true });
+    }
+    this.log.log({ kind: 'step', msg: `topology "${spec.name}" destroyed (${Date.now() - started} ms)` });
+    await _lock.release();
+    await fs.rm(this.paths.dir, { recursive: true, force: true });
+  }
+
+  /** Nodes and links with their host interfaces and MACs, and what is running. */
+  async info(): Promise<TopologyInfo> {
+    const spec = await this.effectiveSpec();
+    const state = await readState(this.paths);
+    const ifs = await listTopologyInterfaces(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log }).catch(() => []);
+    const planned = hostInterfaces(spec);
+    const nodes: NodeInfo[] = await Promise.all(
+      spec.nodes.map(async (n) => {
+        const pids = state?.nodes[n.name] ? await vmPids(this.paths, n.name) : [];
+        return {
+          name: n.name,
+          id: n.id,
+          image: n.image,
+          cores: n.cores,
+          memoryMiB: n.memoryMiB,
+          radix: planned.filter((p) => p.node === n.name).length,
+          mounts: n.mounts,
+          status: pids.length ? 'running' : state?.nodes[n.name]?.qemuArgs ? 'stopped' : 'not launched',
+          pid: pids[0],
+        } satisfies NodeInfo;
+      }),
+    );
+    const links: LinkInfo[] = spec.links.map((l, i) => {
+      const ends = planned.filter((p) => p.link === spec.links[i]);
+      const e = (x: (typeof planned)[number]) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac });
+      return {
+        kind: l.kind,
+        a: e(ends[0]!),
+        b: ends[1] ? e(ends[1]) : undefined,
+        hostIfx: l.kind === 'ext' ? l.hostIfx : undefined,
+        exclusive: l.kind === 'ext' ? l.exclusive : undefined,
+      };
+    });
+    return { name: spec.name, falconDir: this.paths.dir, accel: state?.accel, nodes, links, interfaces: ifs };
+  }
+
+  /** The analogue of the original's Drop: a non-persistent runner destroys its topology. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.persistent) await this.destroy();
+  }
+}
+
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';

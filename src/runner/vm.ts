@@ -1,0 +1,79 @@
+/**
+ * Starting and stopping one node's QEMU. The process outlives the CLI; its stdout and stderr go
+ * to `.falcon/<node>.out` and `.err`, its pid to `.falcon/<node>.pid`.
+ */
+import { openSync, closeSync, promises as fs } from 'node:fs';
+import { findProcessesWithArg, terminate, waitForExit } from '../host/procs.js';
+import type { ProcessRunner } from '../host/process.js';
+import { qmpOnce } from '../host/qmp.js';
+import { pidAlive, tail } from '../util/fs.js';
+import type { FalconPaths } from './paths.js';
+
+export interface StartedVm {
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function startVm(
+  proc: ProcessRunner,
+  paths: FalconPaths,
+  node: string,
+  args: string[],
+  fdDevices: string[] = [],
+): Promise<StartedVm> {
+  await fs.mkdir(paths.socketDir, { recursive: true, mode: 0o700 });
+  await fs.rm(paths.pidFile(node), { force: true });
+  const out = openSync(paths.out(node), 'a', 0o600);
+  const err = openSync(paths.err(node), 'a', 0o600);
+  const extra: number[] = [];
+  try {
+    for (const dev of fdDevices) extra.push(openSync(dev, 'r+'));
+    return await proc.spawnDetached('qemu-system-x86_64', args, { stdout: out, stderr: err, extraFds: extra });
+  } finally {
+    for (const fd of [out, err, ...extra]) closeSync(fd);
+  }
+}
+
+/** Pids of the node's QEMU processes, found by their unique pid-file argument. */
+export async function vmPids(paths: FalconPaths, node: string): Promise<number[]> {
+  const found = new Set(await findProcessesWithArg(paths.pidFile(node)));
+  const recorded = Number((await fs.readFile(paths.pidFile(node), 'utf8').catch(() => '')).trim());
+  if (recorded > 0 && pidAlive(recorded) && found.size === 0) {
+    // The pid file alone is not proof: the pid may have been reused by another program.
+    const cmd = await fs.readFile(`/proc/${recorded}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(paths.pidFile(node))) found.add(recorded);
+  }
+  return [...found];
+}
+
+export async function vmRunning(paths: FalconPaths, node: string): Promise<boolean> {
+  return (await vmPids(paths, node)).length > 0;
+}
+
+/** Ask QEMU to quit over QMP; SIGTERM then SIGKILL when it does not. */
+export async function stopVm(paths: FalconPaths, node: string, graceMs = 5000): Promise<void> {
+  const pids = await vmPids(paths, node);
+  if (pids.length === 0) return;
+  try {
+    await qmpOnce(paths.sockets(node).qmp, 'quit', undefined, 2000);
+  } catch {
+    // QMP gone or wedged: signals below do the job.
+  }
+  await Promise.all(
+    pids.map(async (pid) => {
+      if (!(await waitForExit(pid, graceMs))) await terminate(pid, 2000);
+    }),
+  );
+  await fs.rm(paths.pidFile(node), { force: true });
+}
+
+/** The end of a node's logs, for an error message a user can act on. */
+export async function logTails(paths: FalconPaths, node: string, bytes = 1500): Promise<string> {
+  const parts: string[] = [];
+  const con = (await tail(paths.consoleLog(node), bytes)).replace(/\r/g, '').trimEnd();
+  const err = (await tail(paths.err(node), bytes)).trimEnd();
+  if (con) parts.push(`--- last console output (${paths.consoleLog(node)}) ---\n${con}`);
+  else parts.push(`--- the console (${paths.consoleLog(node)}) printed nothing ---`);
+  if (err) parts.push(`--- QEMU stderr (${paths.err(node)}) ---\n${err}`);
+  return parts.join('\n');
+}
