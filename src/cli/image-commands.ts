@@ -200,6 +200,7 @@ function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) 
   let barPhase: StoreProgress['phase'] | undefined;
   let lastLine = 0;
   let lastPhase: string | undefined;
+  const finished = new Set<StoreProgress['phase']>();
   const stop = () => {
     bar?.stop();
     bar = undefined;
@@ -207,6 +208,7 @@ function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) 
   };
   const update = (p: StoreProgress) => {
     if (stream.isTTY) {
+      if (finished.has(p.phase)) return;
       if (barPhase !== p.phase) {
         stop();
         barPhase = p.phase;
@@ -226,10 +228,14 @@ function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) 
           bar = new SingleBar({ stream, format: 'converting  [{bar}] {percentage}%', hideCursor: true }, Presets.shades_classic);
           bar.start(100, p.percent);
         }
-        return;
       }
       if (p.phase === 'download') bar?.update(p.done, { done: formatBytes(p.done), size: p.total ? formatBytes(p.total) : '?' });
       else bar?.update(p.percent);
+      // Finish the bar at once, before the next log line would be drawn over it.
+      if (p.phase === 'download' ? p.total !== undefined && p.done >= p.total : p.percent >= 100) {
+        finished.add(p.phase);
+        stop();
+      }
       return;
     }
     const now = Date.now();

@@ -78,7 +78,7 @@ function materialize(runner: Runner | undefined, g: GlobalOpts, stderr: (s: stri
   const logger: Logger = consoleLogger(logLevel(g), stderr);
   if (!runner) {
     // The generic `falcon` CLI: the topology comes from the .falcon directory alone.
-    return new Runner('unnamed', { falconDir: g.falconDir ?? '.falcon', logger, persistent: true });
+    return new Runner('unnamed', { falconDir: g.falconDir ?? '.falcon', logger, persistent: true, fromSaved: true });
   }
   return runner.derive({ falconDir: g.falconDir ?? runner.paths.dir, logger, persistent: true });
 }
@@ -129,21 +129,13 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     .description('check the host and the topology without creating anything; saves .falcon/topology.json')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const runner = r();
-      const { checks, accel } = await runner.hostChecks();
-      if (runner.nodeNames().length || runner.name !== 'unnamed') {
-        try {
-          await runner.preflight();
-        } finally {
-          if (o.json) print(JSON.stringify({ checks, accel }, null, 2));
-          else print(formatChecks(checks));
-        }
+      const { checks, accel } = await r().hostChecks();
+      print(o.json ? JSON.stringify({ checks, accel }, null, 2) : formatChecks(checks));
+      // The program's topology is checked too; the generic `falcon preflight` checks the host only.
+      if (runner) {
+        await r().preflight();
         if (!o.json) print(`topology "${runner.name}": ready to launch`);
-        return;
-      }
-      if (o.json) print(JSON.stringify({ checks, accel }, null, 2));
-      else print(formatChecks(checks));
-      if (checks.some((c) => !c.ok && !c.optional)) ctx.setExit(1);
+      } else if (checks.some((c) => !c.ok && !c.optional)) ctx.setExit(1);
     });
 
   if (runner) {

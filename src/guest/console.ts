@@ -42,7 +42,8 @@ export class ConsoleBusyError extends Error {
     super(
       `node ${nodeName}'s console (${socketPath}) is in use by another client, and QEMU serves one at a time; ` +
         `leave the other session first (ctrl-q in its \`falcon serial ${nodeName}\`), ` +
-        `or find the process holding it with \`ss -xp | grep ${basename(socketPath)}\``,
+        `or find who holds it: \`ss -xp | grep ${basename(socketPath)}\` shows QEMU's end and the other end's inode, ` +
+        `and \`ss -xp | grep INODE\` names the process`,
     );
   }
 }

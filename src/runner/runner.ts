@@ -36,6 +36,8 @@ export interface RunnerOptions {
   /** How long a node may take to boot and answer its exec channel. Default 180 s (TCG), 60 s (KVM). */
   bootTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** The topology is the one saved in the falcon dir (the generic `falcon` CLI), not declared in code. */
+  fromSaved?: boolean;
 }
 
 export interface ExecOptions {
@@ -110,6 +112,7 @@ export class Runner extends Topology implements AsyncDisposable {
   private readonly bootTimeoutMs?: number;
   /** Set when the topology comes from `.falcon/topology.json` rather than from code. */
   private loaded = false;
+  private readonly fromSaved: boolean;
 
   constructor(name: string, options: RunnerOptions = {}) {
     super(name);
@@ -119,6 +122,7 @@ export class Runner extends Topology implements AsyncDisposable {
     this.paths = new FalconPaths(options.falconDir ?? DEFAULT_FALCON_DIR());
     this.store = new ImageStore({ root: options.imageDir, runner: this.proc, log: this.log, env: this.env });
     this.persistent = options.persistent ?? false;
+    this.fromSaved = options.fromSaved ?? false;
     this.bootTimeoutMs = options.bootTimeoutMs ?? (this.env.FALCON_BOOT_TIMEOUT ? Number(this.env.FALCON_BOOT_TIMEOUT) * 1000 : undefined);
   }
 
@@ -129,7 +133,7 @@ export class Runner extends Topology implements AsyncDisposable {
     try {
       text = await fs.readFile(paths.topologyFile, 'utf8');
     } catch {
-      throw new TopologyFileError(`${paths.topologyFile} does not exist: no topology has been launched with falcon dir ${paths.dir}; launch one first, or pass the right --falcon-dir`);
+      throw missingTopologyFile(paths);
     }
     const spec = parseTopologyFile(text, paths.topologyFile);
     const r = new Runner(spec.name, { ...options, falconDir });
@@ -175,6 +179,7 @@ export class Runner extends Topology implements AsyncDisposable {
     if (this.nodes.size > 0 || this.loaded) return this.toSpec();
     const saved = await this.savedSpec();
     if (saved) this.adopt(saved);
+    else if (this.fromSaved) throw missingTopologyFile(this.paths);
     return this.toSpec();
   }
 
@@ -566,6 +571,12 @@ export class Runner extends Topology implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.persistent) await this.destroy();
   }
+}
+
+function missingTopologyFile(paths: FalconPaths): TopologyFileError {
+  return new TopologyFileError(
+    `${paths.topologyFile} does not exist: no topology has been launched with falcon dir ${paths.dir}; launch one first, or pass the right --falcon-dir`,
+  );
 }
 
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';

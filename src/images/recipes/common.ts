@@ -1,16 +1,15 @@
 /** Helpers shared by the built-in recipes. */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { buildAgent } from '../../guest/agent-build.js';
 import type { RecipeContext } from '../types.js';
 
 /** Returns the path of a static falcon-agent binary for the guest. */
 export type AgentProvider = (ctx: RecipeContext) => Promise<string>;
 
 /** Builds (or reuses from the cache) falcon-agent with the guest layer's builder. */
-export const defaultAgentBinary: AgentProvider = async (ctx) => {
-  const { buildAgent } = await import('../../guest/agent-build.js');
-  return buildAgent({ cacheDir: ctx.cacheDir, runner: ctx.runner, log: ctx.log, signal: ctx.signal });
-};
+export const defaultAgentBinary: AgentProvider = (ctx) =>
+  buildAgent({ cacheDir: join(ctx.cacheDir, 'agent'), runner: ctx.runner, log: ctx.log, signal: ctx.signal });
 
 /** A static file for the guest, from ./guest-files. */
 export function guestFile(name: string): Promise<Buffer> {

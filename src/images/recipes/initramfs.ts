@@ -38,7 +38,7 @@ export function parseModulesDep(text: string): Map<string, ModuleInfo> {
 }
 
 /** The files of the named modules and everything they depend on. Unknown names throw. */
-export function moduleClosure(dep: Map<string, ModuleInfo>, names: readonly string[], release: string): string[] {
+export function moduleClosure(dep: ReadonlyMap<string, ModuleInfo>, names: readonly string[], release: string): string[] {
   const byPath = new Map([...dep.values()].map((m) => [m.path, m]));
   const out = new Set<string>();
   const visit = (path: string) => {

@@ -13,7 +13,7 @@ mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /run
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 
-# Warnings and worse only on the console, so the console shell stays readable.
+# Only errors and worse from the kernel on the console, so the console shell stays readable.
 dmesg -n 4
 
 for m in virtio_net virtio_console 9pnet_virtio 9p; do
@@ -23,20 +23,5 @@ done
 hostname -F /etc/hostname
 ip link set lo up
 
-# virtio-serial ports by name, as udev would make them: /dev/virtio-ports/<name>.
-# Ports are announced by the device after the driver loads, so wait briefly for them.
-if ls -d /sys/bus/virtio/drivers/virtio_console/virtio* >/dev/null 2>&1; then
-	n=0
-	while [ -z "$(ls /sys/class/virtio-ports 2>/dev/null)" ] && [ "$n" -lt 20 ]; do
-		usleep 50000
-		n=$((n + 1))
-	done
-fi
-mkdir -p /dev/virtio-ports
-for p in /sys/class/virtio-ports/*; do
-	[ -r "$p/name" ] || continue
-	name=$(cat "$p/name")
-	[ -n "$name" ] && ln -sf "../${p##*/}" "/dev/virtio-ports/$name"
-done
-
+# falcon-agent finds its virtio-serial port in /sys/class/virtio-ports itself (no udev here).
 echo "FALCON-BOOTED"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what it needs, then type-check, lint, layer and
+# cycle check, unit tests, the tiny image, and the end-to-end tests with real VMs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "the test command needs root: it installs packages and creates tap devices (run it with sudo)" >&2
+  exit 1
+fi
+
+step "npm packages"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+step "host packages (falcon setup)"
+node bin/falcon.js setup
+
+step "type-check"
+npx tsc --noEmit
+step "lint"
+npx eslint src test examples bench scripts
+step "layers and import cycles"
+npx depcruise src --config .dependency-cruiser.cjs
+
+step "unit tests"
+npx vitest run --project unit
+
+step "base image tiny"
+if ! node bin/falcon.js image inspect tiny >/dev/null 2>&1; then
+  node bin/falcon.js image build tiny
+fi
+
+step "end-to-end tests"
+npx vitest run --project e2e
+step "done"
