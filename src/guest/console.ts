@@ -60,7 +60,7 @@ export class ConsoleWaitError extends Error {
   ) {
     super(
       tail
-        ? `${summary}\n--- last ${tail.length} characters received ---\n${tail}\n--- end ---`
+        ? `${summary}\n--- last output received ---\n${tail}\n--- end ---`
         : `${summary} (nothing was received)`,
       options,
     );

@@ -176,23 +176,19 @@ export function batchLine(args: readonly string[]): string | undefined {
   return parts.join(' ');
 }
 
-/** A command of a batch that failed; names the command rather than "ip -batch -". */
-export class BatchCommandError extends Error {
-  override name = 'BatchCommandError';
-  constructor(
-    readonly tool: string,
-    readonly args: readonly string[],
-    readonly stderr: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${tool} ${args.join(' ')} failed: ${stderr.trim().split('\n').filter((l) => !/^Command failed /.test(l)).join('; ') || 'no error message'}`, options);
-  }
+/** The failure of one command of a batch, as if it had run alone: names it, not "ip -batch -". */
+function batchFailure(tool: string, args: readonly string[], e: HostCommandError): HostCommandError {
+  const stderr = e.stderr
+    .split('\n')
+    .filter((l) => !/^Command failed /.test(l))
+    .join('\n');
+  return new HostCommandError(tool, args, e.exitCode, stderr, e.stdout, false, e.signal);
 }
 
 /**
  * Run many `ip` or `tc` commands with as few processes as possible (`-batch -`). Commands that
  * cannot be written in a batch file run on their own, in order. Stops at the first failure and
- * throws a `BatchCommandError` naming that command, unless `force` (then failures are ignored and
+ * throws a `HostCommandError` naming that command, unless `force` (then failures are ignored and
  * the caller checks the result). Returns the concatenated stdout.
  */
 export async function runBatch(
@@ -220,7 +216,7 @@ export async function runBatch(
       if (!(e instanceof HostCommandError) || e.timedOut || e.exitCode === null) throw e;
       const m = /Command failed -:(\d+)/.exec(e.stderr);
       const failed = m ? batch[Number(m[1]) - 1] : undefined;
-      throw new BatchCommandError(tool, failed ?? ['-batch', '-'], e.stderr, { cause: e });
+      throw failed ? batchFailure(tool, failed, e) : e;
     }
   };
   for (const c of commands) {
@@ -229,13 +225,8 @@ export async function runBatch(
       continue;
     }
     await flush();
-    try {
-      const r = await o.runner.run(tool, [...flags, ...c], { timeoutMs: NET_CMD_TIMEOUT_MS, signal: o.signal, reject: !o.force });
-      stdout += r.stdout;
-    } catch (e) {
-      if (!(e instanceof HostCommandError) || e.timedOut || e.exitCode === null) throw e;
-      throw new BatchCommandError(tool, c, e.stderr, { cause: e });
-    }
+    const r = await o.runner.run(tool, [...flags, ...c], { timeoutMs: NET_CMD_TIMEOUT_MS, signal: o.signal, reject: !o.force });
+    stdout += r.stdout;
   }
   await flush();
   return stdout;

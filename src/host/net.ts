@@ -34,7 +34,6 @@ import type { ProcessRunner } from './process.js';
 export type { NetworkProblem, KernelFeatures } from './net-kernel.js';
 export { detectKernelFeatures, featureProblems, forgetKernelFeatures } from './net-kernel.js';
 export type { HostLink } from './net-ip.js';
-export { BatchCommandError } from './net-ip.js';
 
 /** The kernel limits an interface alias to 255 bytes. */
 const MAX_ALIAS_BYTES = 255;

@@ -107,7 +107,7 @@ describe.skipIf(!isRoot)('host network (root, real kernel)', () => {
     for (const l of lowers) await ip('link', 'del', 'dev', l);
     // Anything this run made that the above missed.
     for (const l of await queryLinks({ runner })) {
-      if (l.alias?.includes(id) || l.ifname.includes(id)) await ip('link', 'del', 'dev', l.ifname);
+      if (l.alias?.includes(`nettest${id}`) || l.ifname.startsWith(`fv${id}`)) await ip('link', 'del', 'dev', l.ifname);
     }
     rmSync(root, { recursive: true, force: true });
   });

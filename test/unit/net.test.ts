@@ -17,7 +17,8 @@ import {
   type NetworkPlan,
   type PlannedTap,
 } from '../../src/host/net.js';
-import { batchLine, BatchCommandError, parseDefaultRoute, runBatch, splitJsonValues } from '../../src/host/net-ip.js';
+import { HostCommandError } from '../../src/host/process.js';
+import { batchLine, parseDefaultRoute, runBatch, splitJsonValues } from '../../src/host/net-ip.js';
 
 const DIR = '/srv/lab/.falcon';
 const ALIAS = ownerAlias('duo', DIR);
@@ -430,8 +431,8 @@ describe('createNetwork', () => {
   it('names the failing command of a batch', async () => {
     const runner = recordingRunner((c, a) => (c === 'ip' && a.includes('-batch') ? { exitCode: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:3\n' } : {}));
     const err = await runBatch('ip', [['link', 'set', 'dev', 'a', 'up'], ['link', 'set', 'dev', 'b', 'up'], ['tuntap', 'add', 'dev', 'c', 'mode', 'tap']], { runner }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BatchCommandError);
-    expect((err as Error).message).toBe('ip tuntap add dev c mode tap failed: RTNETLINK answers: File exists');
+    expect(err).toBeInstanceOf(HostCommandError);
+    expect((err as Error).message).toBe('Command failed with exit code 1: ip tuntap add dev c mode tap\nRTNETLINK answers: File exists');
   });
 });
 

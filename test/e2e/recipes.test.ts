@@ -1,0 +1,167 @@
+/**
+ * The built-in `tiny` recipe, end to end: build it (or reuse FALCON_TEST_TINY_DIR), boot it
+ * under QEMU TCG with the serial console on stdio, and drive the root shell on the console:
+ * FALCON-BOOTED appears, a job-control shell runs on ttyS0, a 9p share mounts, virtio NICs
+ * are eth0/eth1 in PCI order, and falcon-agent answers on its virtio-serial port.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProcessRunner } from '../../src/host/process.js';
+import { consoleLogger } from '../../src/util/log.js';
+import { execOverChannel, waitForAgent } from '../../src/guest/exec-client.js';
+import { getRecipe } from '../../src/images/recipes/index.js';
+import type { RecipeResult } from '../../src/images/types.js';
+
+const BOOT_DEADLINE_MS = 90_000;
+const CMD_DEADLINE_MS = 20_000;
+
+/** The serial console as a stream of text, with deadline-bound waits. */
+class Console {
+  text = '';
+  private waiters: (() => void)[] = [];
+  constructor(private readonly proc: ChildProcessWithoutNullStreams) {
+    proc.stdout.on('data', (c: Buffer) => {
+      this.text += c.toString('utf8');
+      for (const w of this.waiters.splice(0)) w();
+    });
+    proc.on('exit', () => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  tail(n = 1500): string {
+    return this.text.slice(-n);
+  }
+  /** Resolves with the first match of `re` in the output after `from`. */
+  async waitFor(re: RegExp, deadlineMs: number, from = 0): Promise<RegExpExecArray> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      const m = re.exec(this.text.slice(from));
+      if (m) return m;
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+        throw new Error(`QEMU exited (${this.proc.exitCode ?? this.proc.signalCode}) before ${re} appeared; console tail:\n${this.tail()}`);
+      }
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`${re} did not appear on the console within ${deadlineMs} ms; console tail:\n${this.tail()}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+  private seq = 0;
+  /** Runs a command in the console shell; returns its output and exit status. */
+  async run(cmd: string, deadlineMs = CMD_DEADLINE_MS): Promise<{ out: string; status: number }> {
+    const n = ++this.seq;
+    const from = this.text.length;
+    // The quotes split the marker, so the echoed command line does not match it.
+    this.proc.stdin.write(`${cmd}; echo "@@EN""D${n} $?@@"\n`);
+    const m = await this.waitFor(new RegExp(`@@END${n} (\\d+)@@`), deadlineMs, from);
+    const all = this.text.slice(from);
+    const body = all.slice(0, all.indexOf(m[0]));
+    // Drop the echoed command line (everything up to its first newline).
+    const out = body.slice(body.indexOf('\n') + 1).replace(/\r/g, '');
+    return { out, status: Number(m[1]) };
+  }
+}
+
+describe('built-in recipe tiny', () => {
+  let dir: string;
+  let tmp: string;
+  let qemu: ChildProcessWithoutNullStreams | undefined;
+  let con: Console;
+  const token = randomBytes(8).toString('hex');
+  let agentSock: string;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'falcon-recipes-e2e-'));
+    const reuse = process.env.FALCON_TEST_TINY_DIR;
+    if (reuse && existsSync(join(reuse, 'disk.qcow2'))) {
+      dir = reuse;
+    } else {
+      dir = join(tmp, 'tiny');
+      await mkdir(dir);
+      const log = consoleLogger('info');
+      const cacheDir = process.env.FALCON_TEST_CACHE_DIR ?? join(tmpdir(), 'falcon-test-cache');
+      await mkdir(cacheDir, { recursive: true });
+      const started = Date.now();
+      const r: RecipeResult = await getRecipe('tiny').build({
+        outDir: dir,
+        workDir: join(tmp, 'work'),
+        cacheDir,
+        runner: createProcessRunner(log),
+        log,
+      });
+      console.log(`built tiny in ${Date.now() - started} ms: ${r.description}`);
+      expect(r.boot.method).toBe('direct');
+    }
+    const share = join(tmp, 'share');
+    await mkdir(share);
+    await writeFile(join(share, 'hello.txt'), `${token}\n`);
+    agentSock = join(tmp, 'agent.sock');
+    const args = [
+      '-accel', 'tcg', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-serial', 'stdio',
+      '-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initrd.img'),
+      '-append', 'console=ttyS0 root=/dev/vda rootfstype=ext4 rw quiet',
+      '-drive', `file=${join(dir, 'disk.qcow2')},if=virtio,snapshot=on`,
+      '-fsdev', `local,id=fs0,path=${share},security_model=none,readonly=on`,
+      '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=fs0',
+      // Two NICs, the second one first on the command line but later in PCI order.
+      '-netdev', 'user,id=n1,restrict=on', '-device', 'virtio-net-pci,netdev=n1,mac=52:54:00:fa:1c:02,addr=0x11',
+      '-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:fa:1c:01,addr=0x10',
+      '-device', 'virtio-serial-pci',
+      '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=off`,
+      '-device', 'virtserialport,chardev=agent,name=org.falcon.exec',
+    ];
+    const started = Date.now();
+    qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    qemu.stderr.on('data', (c: Buffer) => process.stderr.write(`qemu: ${c.toString()}`));
+    con = new Console(qemu);
+    await con.waitFor(/FALCON-BOOTED/, BOOT_DEADLINE_MS);
+    console.log(`tiny booted to FALCON-BOOTED in ${Date.now() - started} ms under TCG`);
+  });
+
+  afterAll(async () => {
+    if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
+      const exited = new Promise((r) => qemu!.once('exit', r));
+      qemu.kill('SIGKILL');
+      await exited;
+    }
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('gives a root shell with job control on ttyS0', async () => {
+    const r = await con.run('id -u; tty');
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/^0$/m);
+    expect(r.out).toMatch(/\/dev\/ttyS0/);
+    expect(con.text).not.toMatch(/job control turned off/);
+  });
+
+  it('mounts a 9p share read-only', async () => {
+    const r = await con.run('mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L,ro fs0 /mnt/share && cat /mnt/share/hello.txt');
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(token);
+  });
+
+  it('names the virtio NICs eth0, eth1 in PCI order', async () => {
+    const r = await con.run('cat /sys/class/net/eth0/address /sys/class/net/eth1/address');
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toMatch(/52:54:00:fa:1c:01\s+52:54:00:fa:1c:02/);
+  });
+
+  it('runs commands through falcon-agent', async () => {
+    await waitForAgent(agentSock, { deadlineMs: 30_000, node: 'tiny' });
+    const r = await execOverChannel(agentSock, 'echo hi-from-$(hostname); exit 3', { timeoutMs: 20_000 });
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout.toString()).toBe('hi-from-falcon\n');
+  });
+});
