@@ -4,7 +4,7 @@
  * Each endpoint of a node-to-node link is a persistent tap device (`ip tuntap add`), opened later
  * by QEMU (`-netdev tap,ifname=...`). The two taps of a link are wired back to back in the
  * kernel: an ingress qdisc on each and a u32 filter whose mirred action redirects every frame to
- * the other tap's egress. No bridge, no MAC learning, and `tcpdump -i <altname>` on the host sees
+ * the other tap's egress. No bridge, no MAC learning, and `tcpdump -i <ifname>` on the host sees
  * the traffic. An external link is a macvtap on a host interface, opened by QEMU as /dev/tapN.
  *
  * Every interface carries the endpoint's original name as an altname and the owning topology and
