@@ -3,7 +3,7 @@
  * cpio (newc) writer, and the small busybox initramfs that mounts the root disk. Writing the
  * cpio here (rather than with cpio(1)) lets it hold /dev/console without mknod or root.
  */
-import { copyFile, mkdir, readFile, readdir, lstat, readlink } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, lstat, readlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { ProcessRunner } from '../../host/process.js';
@@ -54,6 +54,22 @@ export function moduleClosure(dep: ReadonlyMap<string, ModuleInfo>, names: reado
   return [...out].sort();
 }
 
+const SIG_MAGIC = Buffer.from('~Module signature appended~\n');
+
+/**
+ * A module without its appended signature. Checking a signature (SHA-256 of the whole module
+ * plus an RSA verification) costs ~20 ms per module under TCG; Debian's kernel does not
+ * enforce signatures (no module.sig_enforce) so an unsigned module loads, only setting the
+ * kernel's 'E' taint flag.
+ */
+export function stripModuleSignature(ko: Buffer): Buffer {
+  if (ko.length < SIG_MAGIC.length + 12 || !ko.subarray(ko.length - SIG_MAGIC.length).equals(SIG_MAGIC)) return ko;
+  // struct module_signature (12 bytes, sig_len big-endian at its end) precedes the magic.
+  const sigLen = ko.readUInt32BE(ko.length - SIG_MAGIC.length - 4);
+  const end = ko.length - SIG_MAGIC.length - 12 - sigLen;
+  return end > 0 ? ko.subarray(0, end) : ko;
+}
+
 /**
  * Copies the given module files (and the small modules.builtin* lists, so modprobe knows
  * built-in modules) from one modules tree to another, then runs depmod on the copy.
@@ -64,15 +80,19 @@ export async function installModules(
   destBase: string,
   release: string,
   files: readonly string[],
-  signal?: AbortSignal,
+  opts: { stripSignatures?: boolean; signal?: AbortSignal } = {},
 ): Promise<void> {
   const src = join(srcBase, 'lib/modules', release);
   const dest = join(destBase, 'lib/modules', release);
   for (const f of [...files, 'modules.builtin', 'modules.builtin.modinfo']) {
     await mkdir(dirname(join(dest, f)), { recursive: true });
-    await copyFile(join(src, f), join(dest, f));
+    if (opts.stripSignatures && f.endsWith('.ko')) {
+      await writeFile(join(dest, f), stripModuleSignature(await readFile(join(src, f))));
+    } else {
+      await copyFile(join(src, f), join(dest, f));
+    }
   }
-  await depmod(runner, destBase, release, signal);
+  await depmod(runner, destBase, release, opts.signal);
 }
 
 export async function depmod(runner: ProcessRunner, base: string, release: string, signal?: AbortSignal): Promise<void> {
@@ -161,6 +181,8 @@ export interface InitramfsOptions {
   init: Buffer;
   /** Scratch directory for the module tree. */
   workDir: string;
+  /** See stripModuleSignature. */
+  stripSignatures?: boolean;
   signal?: AbortSignal;
 }
 
@@ -171,7 +193,7 @@ export interface InitramfsOptions {
 export async function buildInitramfs(o: InitramfsOptions): Promise<Buffer> {
   const modTree = join(o.workDir, 'initramfs-modules');
   const files = moduleClosure(o.modules, INITRAMFS_MODULES, o.release);
-  await installModules(o.runner, o.kernelTree, modTree, o.release, files, o.signal);
+  await installModules(o.runner, o.kernelTree, modTree, o.release, files, { stripSignatures: o.stripSignatures, signal: o.signal });
   const entries: CpioEntry[] = [
     ...['bin', 'dev', 'etc', 'proc', 'sys', 'newroot', 'lib'].map((path): CpioEntry => ({ type: 'dir', path })),
     // The kernel opens /dev/console for init's stdio before init can mount devtmpfs.

@@ -71,6 +71,7 @@ async function buildTiny(ctx: RecipeContext, agentProvider: AgentProvider): Prom
     modules,
     init: await guestFile('initramfs-init.sh'),
     workDir: ctx.workDir,
+    stripSignatures: true,
     signal,
   });
   await writeFile(join(ctx.outDir, 'initrd.img'), initrd);
@@ -79,7 +80,10 @@ async function buildTiny(ctx: RecipeContext, agentProvider: AgentProvider): Prom
   step('building the root file system');
   const root = join(ctx.workDir, 'root');
   await populateRoot(ctx, root, busybox);
-  await installModules(runner, kernelTree, root, release, moduleClosure(modules, TINY_ROOT_MODULES, release), signal);
+  await installModules(runner, kernelTree, root, release, moduleClosure(modules, TINY_ROOT_MODULES, release), {
+    stripSignatures: true,
+    signal,
+  });
   step('waiting for falcon-agent');
   const agent = await agentPromise;
   await copyFile(agent, join(root, 'sbin/falcon-agent'));
