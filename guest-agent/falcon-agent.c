@@ -424,6 +424,8 @@ bad:
 }
 
 static void handle_frame(uint8_t type, uint64_t id, const uint8_t *p, uint32_t len) {
+  if (verbose && type != T_STDIN) logmsg("< %s id=%016llx len=%u", type == T_HELLO ? "HELLO" : type == T_EXEC ? "EXEC" : type == T_KILL ? "KILL" : "frame",
+                      (unsigned long long)id, len);
   if (type == T_HELLO) {
     uint32_t ver = len >= 4 ? get_u32(p) : 0;
     if (hello_done && id == session_id) { /* a resent hello: same client */
@@ -617,7 +619,7 @@ static void open_channel(void) {
       strcpy(a.sun_path, unix_path);
       unlink(unix_path);
       if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-          listen(listen_fd, 16) < 0) {
+          listen(listen_fd, 1) < 0) { /* backlog 1, as QEMU does */
         logmsg("cannot listen on %s: %s", unix_path, strerror(errno));
         exit(2);
       }

@@ -14,11 +14,12 @@ import { open, readFile, realpath, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { basename, dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { combineSignals } from '../util/abort.js';
 
 /** Longest path connect(2) accepts for a Unix socket (sun_path is 108 bytes with the NUL). */
 const MAX_SOCKET_PATH = 107;
 const TAIL_CHARS = 2000;
+/** A match may not be longer than this (see waitForOutput). */
+const LOOKBACK = 4096;
 
 /** The node's QEMU is not running: no socket, or nobody listening on it. */
 export class ConsoleNotRunningError extends Error {
@@ -108,6 +109,30 @@ export interface OutputMatch {
   groups: (string | undefined)[];
   /** What arrived between the previous match (or the start) and this one. */
   before: string;
+}
+
+/**
+ * Calls `fire` once when `signal` aborts or `timeoutMs` passes; returns a function that cancels.
+ * A plain timer, not AbortSignal.timeout() inside AbortSignal.any(): on Node 20 a garbage
+ * collection can drop that timeout signal so it never fires (nodejs/node#57736).
+ */
+function onDeadline(timeoutMs: number, signal: AbortSignal | undefined, fire: (why: 'timeout' | 'aborted') => void): () => void {
+  let done = false;
+  const once = (why: 'timeout' | 'aborted') => {
+    if (done) return;
+    cancel();
+    fire(why);
+  };
+  const onAbort = () => once('aborted');
+  const timer = setTimeout(() => once('timeout'), timeoutMs);
+  const cancel = () => {
+    done = true;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  };
+  if (signal?.aborted) queueMicrotask(onAbort);
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  return cancel;
 }
 
 /** Make control characters visible (`\r`, `\x1b`, ...) while keeping line breaks. */
@@ -229,7 +254,7 @@ export class ConsoleConnection {
    */
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ConsoleConnection> {
     const nodeName = opts.nodeName ?? basename(socketPath).replace(/\.[^.]*$/, '');
-    const signal = combineSignals(opts.timeoutMs ?? 10_000, opts.signal);
+    opts.signal?.throwIfAborted();
     try {
       await stat(socketPath);
     } catch (err) {
@@ -250,22 +275,20 @@ export class ConsoleConnection {
     try {
       const socket = await new Promise<net.Socket>((resolve, reject) => {
         const s = net.createConnection(target);
-        const onAbort = () => {
+        const cancel = onDeadline(opts.timeoutMs ?? 10_000, opts.signal, (why) => {
           s.destroy();
           reject(
-            opts.signal?.aborted
-              ? opts.signal.reason
+            why === 'aborted'
+              ? opts.signal!.reason
               : new Error(`connecting to node ${nodeName}'s console at ${socketPath} timed out; is its QEMU hung?`),
           );
-        };
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
+        });
         s.once('connect', () => {
-          signal.removeEventListener('abort', onAbort);
+          cancel();
           resolve(s);
         });
         s.once('error', (err: NodeJS.ErrnoException) => {
-          signal.removeEventListener('abort', onAbort);
+          cancel();
           if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new ConsoleNotRunningError(nodeName, socketPath, { cause: err }));
           else reject(new Error(`cannot connect to node ${nodeName}'s console at ${socketPath}: ${err.message}`, { cause: err }));
         });
@@ -311,6 +334,7 @@ export class ConsoleConnection {
    * Wait until the received text matches `pattern` (a string matches literally). Resolves with
    * the match and consumes the text up to its end; rejects on timeout, abort or the console
    * closing with a `ConsoleWaitError` whose message includes the tail of what was received.
+   * Matches are found reliably up to 4096 characters long (older text is not searched again).
    */
   waitForOutput(pattern: string | RegExp, opts: WaitOptions = {}): Promise<OutputMatch> {
     if (!this.keepText) throw new Error('waitForOutput needs a connection made with buffer: true');
@@ -322,14 +346,13 @@ export class ConsoleConnection {
     const what = opts.what ?? String(pattern);
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const settleMs = opts.settleMs ?? 0;
-    const signal = combineSignals(timeoutMs, opts.signal);
 
     return new Promise<OutputMatch>((resolve, reject) => {
       let settleTimer: NodeJS.Timeout | undefined;
       const finish = (fn: () => void) => {
         clearTimeout(settleTimer);
         this.waiter = undefined;
-        signal.removeEventListener('abort', onAbort);
+        cancel();
         fn();
       };
       const take = (m: RegExpExecArray) => {
@@ -338,15 +361,26 @@ export class ConsoleConnection {
         this.pending = this.pending.slice(end);
         finish(() => resolve({ text: m[0], groups: m.slice(1), before }));
       };
+      // Text already searched is searched again only near its end, so a long output arriving in
+      // many small chunks costs linear time, not quadratic.
+      let searched = 0;
+      const find = () => {
+        const from = Math.max(0, searched - LOOKBACK);
+        searched = this.pending.length;
+        const m = re.exec(from ? this.pending.slice(from) : this.pending);
+        if (m) m.index += from;
+        return m;
+      };
       const check = () => {
-        const m = re.exec(this.pending);
+        const m = find();
         clearTimeout(settleTimer);
         settleTimer = undefined;
         if (m) {
           if (settleMs <= 0) return take(m);
           settleTimer = setTimeout(() => {
             // Nothing arrived since: the match stands.
-            const again = re.exec(this.pending);
+            searched = 0;
+            const again = find();
             if (again) take(again);
           }, settleMs);
           return;
@@ -357,17 +391,13 @@ export class ConsoleConnection {
           );
         }
       };
-      const onAbort = () => {
-        const why = opts.signal?.aborted
-          ? `aborted while waiting for ${what} on node ${this.nodeName}'s console`
-          : `timed out after ${timeoutMs} ms waiting for ${what} on node ${this.nodeName}'s console`;
-        const aborted = !!opts.signal?.aborted;
-        finish(() =>
-          reject(new ConsoleWaitError(why, this.tail(), { cause: aborted ? opts.signal!.reason : undefined, reason: aborted ? 'aborted' : 'timeout' })),
-        );
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
+      const cancel = onDeadline(timeoutMs, opts.signal, (reason) => {
+        const why =
+          reason === 'aborted'
+            ? `aborted while waiting for ${what} on node ${this.nodeName}'s console`
+            : `timed out after ${timeoutMs} ms waiting for ${what} on node ${this.nodeName}'s console`;
+        finish(() => reject(new ConsoleWaitError(why, this.tail(), { cause: reason === 'aborted' ? opts.signal!.reason : undefined, reason })));
+      });
       this.waiter = check;
       check();
     });

@@ -79,6 +79,7 @@ const TAIL_BYTES = 2048;
 export type ExecChannelErrorCode =
   | 'not-running' // no socket / nobody listening
   | 'no-answer' // connected, but the agent did not complete the handshake in time
+  | 'busy' // the socket's backlog is full of other clients (retried until the connect timeout)
   | 'version' // the agent speaks another protocol version
   | 'protocol' // garbage on the stream
   | 'connection-lost'
@@ -111,7 +112,8 @@ export class ExecTimeoutError extends Error {
     node?: string,
   ) {
     super(
-      `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed: ${shorten(command)}\n` +
+      `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed` +
+        `${signal ? ` (it ended by ${signal})` : exitCode !== null ? ` (it exited ${exitCode})` : ''}: ${shorten(command)}\n` +
         `Raise the timeout if it needs longer.${describeTail(stdout, stderr)}`,
     );
   }
@@ -196,6 +198,23 @@ export class ExecConnection {
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ExecConnection> {
     opts.signal?.throwIfAborted();
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const start = Date.now();
+    // QEMU's listen backlog is 1: with more falcon processes queued, connect fails with EAGAIN.
+    return retry(
+      {
+        what: `connecting to ${whereIs(socketPath, opts.node)}`,
+        deadlineMs: timeoutMs,
+        delayMs: 20,
+        factor: 1.5,
+        maxDelayMs: 500,
+        signal: opts.signal,
+        retryIf: (e) => e instanceof ExecChannelError && e.code === 'busy',
+      },
+      () => ExecConnection.connectOnce(socketPath, opts, Math.max(1, timeoutMs - (Date.now() - start))),
+    );
+  }
+
+  private static connectOnce(socketPath: string, opts: ConnectOptions, timeoutMs: number): Promise<ExecConnection> {
     const nonce = randomId();
     const where = whereIs(socketPath, opts.node);
     return new Promise<ExecConnection>((resolve, reject) => {
@@ -213,6 +232,7 @@ export class ExecConnection {
         socket.off('error', onError);
         socket.off('close', onClose);
         if (conn) return resolve(conn);
+        socket.on('error', () => {}); // late errors of an abandoned socket are of no interest
         socket.destroy();
         reject(err);
       };
@@ -236,6 +256,14 @@ export class ExecConnection {
               'not-running',
               `Cannot exec on ${where}: the node is not running (${e.code === 'ENOENT' ? 'no such socket' : 'nobody is listening'}). ` +
                 'Launch the topology first, and check the node name.',
+              { cause: e },
+            ),
+          );
+        } else if (e.code === 'EAGAIN') {
+          finish(
+            new ExecChannelError(
+              'busy',
+              `The exec channel of ${where} is busy: other falcon commands are queued on it. Retry when they are done.`,
               { cause: e },
             ),
           );
@@ -580,10 +608,12 @@ export async function waitForAgent(
     {
       what: `waiting for the guest agent on ${whereIs(socketPath, opts.node)}`,
       deadlineMs: opts.deadlineMs,
-      delayMs: 250,
+      delayMs: 100,
+      factor: 1.5,
+      maxDelayMs: 1000,
       signal: opts.signal,
       log: opts.log,
-      retryIf: (e) => e instanceof ExecChannelError && ['not-running', 'no-answer', 'connection-lost'].includes(e.code),
+      retryIf: (e) => e instanceof ExecChannelError && ['not-running', 'no-answer', 'busy', 'connection-lost'].includes(e.code),
     },
     () => {
       const left = opts.deadlineMs - (Date.now() - start);

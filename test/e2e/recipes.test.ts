@@ -15,6 +15,7 @@ import { createProcessRunner } from '../../src/host/process.js';
 import { consoleLogger } from '../../src/util/log.js';
 import { execOverChannel, waitForAgent } from '../../src/guest/exec-client.js';
 import { getRecipe } from '../../src/images/recipes/index.js';
+import { TINY_CMDLINE } from '../../src/images/recipes/tiny.js';
 import type { RecipeResult } from '../../src/images/types.js';
 
 const BOOT_DEADLINE_MS = 90_000;
@@ -79,6 +80,7 @@ describe('built-in recipe tiny', () => {
   let con: Console;
   const token = randomBytes(8).toString('hex');
   let agentSock: string;
+  let cmdline = TINY_CMDLINE;
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'falcon-recipes-e2e-'));
@@ -101,6 +103,7 @@ describe('built-in recipe tiny', () => {
       });
       console.log(`built tiny in ${Date.now() - started} ms: ${r.description}`);
       expect(r.boot.method).toBe('direct');
+      if (r.boot.method === 'direct') cmdline = r.boot.cmdline;
     }
     const share = join(tmp, 'share');
     await mkdir(share);
@@ -110,7 +113,7 @@ describe('built-in recipe tiny', () => {
       '-accel', 'tcg', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
       '-serial', 'stdio',
       '-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initrd.img'),
-      '-append', 'console=ttyS0 root=/dev/vda rootfstype=ext4 rw quiet',
+      '-append', cmdline,
       '-drive', `file=${join(dir, 'disk.qcow2')},if=virtio,snapshot=on`,
       '-fsdev', `local,id=fs0,path=${share},security_model=none,readonly=on`,
       '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=fs0',

@@ -201,7 +201,7 @@ describe('falcon-agent over a Unix socket', () => {
     const te = e as ExecTimeoutError;
     expect(Date.now() - t0).toBeLessThan(4000);
     expect(te.signal).toBe('SIGTERM');
-    expect(te.message).toMatch(/timed out after 500 ms/);
+    expect(te.message).toMatch(/timed out after 500 ms and was killed \(it ended by SIGTERM\)/);
     expect(te.message).toContain('started');
     const [, sleepPid] = te.stdout.toString().trim().split('\n');
     expect(await waitGone(Number(sleepPid), 3000)).toBe(true);
@@ -253,6 +253,11 @@ describe('falcon-agent over a Unix socket', () => {
     expect(a.stdout.toString()).toBe('a\n');
     expect(b.stdout.toString()).toBe('b\n');
     expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('lets many clients queue at once (QEMU-like backlog of 1: EAGAIN is retried)', async () => {
+    const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => execOverChannel(sock, `sleep 0.1; echo ${i}`)));
+    expect(rs.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 6 }, (_, i) => `${i}\n`));
   });
 
   it('kills a disconnected client`s commands and then serves the next client', async () => {

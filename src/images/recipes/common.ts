@@ -1,5 +1,5 @@
 /** Helpers shared by the built-in recipes. */
-import { readFile, rm } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildAgent } from '../../guest/agent-build.js';
 import type { RecipeContext } from '../types.js';
@@ -36,3 +36,34 @@ export async function makeDiskImage(ctx: RecipeContext, dir: string, out: string
     await rm(raw, { force: true });
   }
 }
+
+/**
+ * Copies the kernel `<bootDir>/vmlinuz-<release>` to `out` for direct boot. If it can, it unpacks the vmlinux ELF from the bzImage:
+ * QEMU boots that through the PVH entry point, which skips the in-guest XZ decompression
+ * (about 2-3 s under TCG). Falls back to the bzImage as it is.
+ */
+export async function installKernel(ctx: RecipeContext, bootDir: string, release: string, out: string): Promise<void> {
+  const bzImage = join(bootDir, `vmlinuz-${release}`);
+  const config = await readFile(join(bootDir, `config-${release}`), 'utf8').catch(() => '');
+  const img = await readFile(bzImage);
+  const at = img.indexOf(XZ_MAGIC);
+  if (!/^CONFIG_PVH=y$/m.test(config) || at < 0) {
+    ctx.log.log({ kind: 'warn', msg: `kernel ${release}: no PVH entry or no XZ payload, so it boots from the compressed bzImage (slower)` });
+    await copyFile(bzImage, out);
+    return;
+  }
+  const payload = join(ctx.workDir, 'vmlinux.xz');
+  await writeFile(payload, img.subarray(at));
+  // --single-stream: the bzImage has trailing data after the XZ stream.
+  const r = await ctx.runner.run('xz', ['-dc', '--single-stream', payload], { timeoutMs: 120_000, signal: ctx.signal });
+  await rm(payload, { force: true });
+  if (!r.stdoutBuffer.subarray(0, 4).equals(ELF_MAGIC)) {
+    ctx.log.log({ kind: 'warn', msg: `kernel ${release}: the unpacked payload is not an ELF file; booting the bzImage` });
+    await copyFile(bzImage, out);
+    return;
+  }
+  await writeFile(out, r.stdoutBuffer);
+}
+
+const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
