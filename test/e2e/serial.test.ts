@@ -25,10 +25,9 @@ const missing = !meta
 if (missing) console.warn(`serial e2e tests skipped: the tiny image is not built (missing ${missing}); build it with \`falcon image build tiny\``);
 
 const repo = path.resolve(import.meta.dirname, '../..');
-// Short: Unix socket paths are limited to 107 bytes.
-const work = mkdtempSync(path.join(os.tmpdir(), 'fser-'));
-const sock = path.join(work, 'n1.sock');
-const consoleLog = path.join(work, 'n1.console.log');
+let work = '';
+let sock = '';
+let consoleLog = '';
 const session = `falcon-serial-e2e-${process.pid}`;
 let qemu: ChildProcess | undefined;
 
@@ -55,6 +54,10 @@ function type(text: string): void {
 
 describe.skipIf(!!missing)('serial console of a real QEMU (tiny image)', () => {
   beforeAll(async () => {
+    // Short: Unix socket paths are limited to 107 bytes.
+    work = mkdtempSync(path.join(os.tmpdir(), 'fser-'));
+    sock = path.join(work, 'n1.sock');
+    consoleLog = path.join(work, 'n1.console.log');
     if (meta!.boot.method !== 'direct') throw new Error('the tiny image is expected to boot directly (kernel + initrd)');
     const boot = meta!.boot;
     const cmdline = /\bconsole=ttyS0\b/.test(boot.cmdline) ? boot.cmdline : `${boot.cmdline} console=ttyS0`;
@@ -99,13 +102,13 @@ describe.skipIf(!!missing)('serial console of a real QEMU (tiny image)', () => {
       /* already gone */
     }
     qemu?.kill('SIGKILL');
-    rmSync(work, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  const attachLine = `node_modules/.bin/tsx ${path.join(work, 'attach.mts')} ${sock}; echo "script-exited-$?"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo`;
+  const attachLine = () => `node_modules/.bin/tsx ${path.join(work, 'attach.mts')} ${sock}; echo "script-exited-$?"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo`;
 
   it('attaches through a real terminal, runs a command, leaves on ctrl-q and restores the terminal', async () => {
-    type(attachLine);
+    type(attachLine());
     await paneShows(/attached to n1's console; ctrl-q leaves/, 'the attach hint');
     type('echo hello-$((6*7))');
     await paneShows(/^hello-42\s*$/m, 'the output hello-42');
@@ -122,7 +125,7 @@ describe.skipIf(!!missing)('serial console of a real QEMU (tiny image)', () => {
     tmux('clear-history', '-t', session);
     type('clear');
     await paneShows(/^host-prompt\$ $/m, 'a cleared terminal');
-    type(attachLine);
+    type(attachLine());
     await paneShows(/attached to n1's console; ctrl-q leaves/, 'the attach hint');
     type('echo second-$((2*3)); stty size');
     await paneShows(/^second-6\s*$/m, 'the output second-6');
