@@ -621,3 +621,38 @@ export async function waitForAgent(
     },
   );
 }
+
+/**
+ * One connection per node shared by the execs in flight in this process, so they run at once
+ * (QEMU serves one client per socket). It is closed as soon as the last exec finishes, so other
+ * processes' execs on the node wait only while this one is busy.
+ */
+export class SharedExecConnections {
+  private readonly open = new Map<string, { conn: Promise<ExecConnection>; users: number }>();
+
+  async exec(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
+    let entry = this.open.get(socketPath);
+    if (!entry) {
+      const conn = ExecConnection.connect(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
+      entry = { conn, users: 0 };
+      this.open.set(socketPath, entry);
+      conn.catch(() => this.open.get(socketPath) === entry && this.open.delete(socketPath));
+    }
+    entry.users++;
+    try {
+      const conn = await entry.conn;
+      if (conn.closed) throw new ExecChannelError('connection-lost', `exec channel of ${opts.node ?? socketPath} closed; retry`);
+      return await conn.exec(command, opts);
+    } finally {
+      if (--entry.users === 0 && this.open.get(socketPath) === entry) {
+        this.open.delete(socketPath);
+        entry.conn.then((c) => c.close(), () => {});
+      }
+    }
+  }
+
+  closeAll(): void {
+    for (const e of this.open.values()) e.conn.then((c) => c.close(), () => {});
+    this.open.clear();
+  }
+}

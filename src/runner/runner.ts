@@ -10,7 +10,7 @@ import { checkNetworkPreflight, createNetwork, destroyNetwork, listTopologyInter
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { qemuArgs, type QemuBoot, type QemuNic } from '../host/qemu.js';
 import { QmpClient, qmpOnce } from '../host/qmp.js';
-import { execOverChannel, waitForAgent, type ExecResult } from '../guest/exec-client.js';
+import { SharedExecConnections, waitForAgent, type ExecResult } from '../guest/exec-client.js';
 import { execOverSerial } from '../guest/serial-exec.js';
 import { SETUP_SCRIPT, setupCommandLine, setupEnv } from '../guest/setup.js';
 import { ImageStore, type StoredImage } from '../images/store.js';
@@ -113,6 +113,7 @@ export class Runner extends Topology implements AsyncDisposable {
   /** Set when the topology comes from `.falcon/topology.json` rather than from code. */
   private loaded = false;
   private readonly fromSaved: boolean;
+  private readonly execConns = new SharedExecConnections();
 
   constructor(name: string, options: RunnerOptions = {}) {
     super(name);
@@ -369,7 +370,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   private async execOn(node: string, ns: NodeState, command: string, o: ExecOptions, serialCommand = command): Promise<ExecResult> {
     const socks = this.paths.sockets(node);
-    if (ns.exec === 'agent') return execOverChannel(socks.exec, command, { ...o, node });
+    if (ns.exec === 'agent') return this.execConns.exec(socks.exec, command, { ...o, node });
     if (o.input !== undefined) throw new Error(`node "${node}" runs commands over its serial console (its image has no falcon-agent), which cannot pass input`);
     const started = Date.now();
     const r = await execOverSerial(socks.console, serialCommand, { user: ns.login?.user, password: ns.login?.password, timeoutMs: o.timeoutMs, signal: o.signal, log: this.log });
@@ -472,7 +473,7 @@ export class Runner extends Topology implements AsyncDisposable {
       await qmp.execute('stop');
       try {
         const since = qmp.events.length;
-        await qmp.execute('drive-backup', { job_id: 'falcon-snapshot', device: 'disk0', target: staged.disk, sync: 'full', format: 'qcow2', mode: 'absolute-paths' });
+        await qmp.execute('drive-backup', { 'job-id': 'falcon-snapshot', device: 'disk0', target: staged.disk, sync: 'full', format: 'qcow2', mode: 'absolute-paths' });
         const ev = await qmp.waitForEvent('BLOCK_JOB_COMPLETED', { timeoutMs: 30 * 60_000, since, signal: opts.signal });
         const data = ev.data as { error?: string };
         if (data?.error) throw new Error(`QEMU could not copy the disk of "${node}": ${data.error}`);

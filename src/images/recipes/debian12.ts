@@ -68,8 +68,8 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
   const root = join(ctx.workDir, 'root');
   const debCache = join(ctx.cacheDir, 'mmdebstrap-debs');
   await mkdir(debCache, { recursive: true });
-  const hook = join(ctx.workDir, 'apt-cache-hook.sh');
-  await writeFile(hook, await guestFile('debian12-apt-cache-hook.sh'), { mode: 0o755 });
+  const hook = join(ctx.workDir, 'mmdebstrap-hook.sh');
+  await writeFile(hook, await guestFile('debian12-mmdebstrap-hook.sh'), { mode: 0o755 });
   step(`running mmdebstrap (bookworm minbase + ${DEBIAN12_PACKAGES.length} packages); this takes a minute or more`);
   let lastLine = '';
   await runner.run(
@@ -84,6 +84,7 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
       '--dpkgopt=path-exclude=/usr/share/doc/*',
       '--dpkgopt=path-include=/usr/share/doc/*/copyright',
       `--setup-hook=${hook}`,
+      `--essential-hook=${hook}`,
       `--customize-hook=${hook}`,
       'bookworm',
       root,
@@ -125,10 +126,6 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
     signal,
   });
   await writeFile(join(ctx.outDir, 'initrd.img'), initrd);
-  // initramfs-tools' own initrd is not used (the busybox one is smaller and faster).
-  for (const f of await readdir(join(root, 'boot'))) {
-    if (f.startsWith('initrd.img')) await rm(join(root, 'boot', f), { force: true });
-  }
 
   step(`making the ${DEBIAN12_DISK_SIZE} ext4 disk`);
   await makeDiskImage(ctx, root, join(ctx.outDir, 'disk.qcow2'), DEBIAN12_DISK_SIZE, 'falcon-root');
