@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HostCommandError, type ProcessRunner } from '../host/process.js';
 import { QemuImg, type QemuImgInfo } from '../host/qemu-img.js';
@@ -16,6 +16,9 @@ import { acquireLock, pidAlive } from './lock.js';
 import { imageNameProblem, parseImageMeta } from './meta.js';
 import { builtinRecipes } from './recipes/index.js';
 import type { BootMethod, ExecMethod, ImageMeta, LoginInfo, Recipe } from './types.js';
+
+/** In `topo/<topology>/`: the falcon dir of the topology whose node disks these are. */
+const OWNER_FILE = 'owner';
 
 export const DEFAULT_IMAGE_DIR = '/var/lib/falcon/images';
 const GiB = 1024 ** 3;
@@ -704,9 +707,32 @@ export class ImageStore {
   }
 
   /** Removes all node disks of a topology. Idempotent. */
-  async removeTopologyDisks(topology: string): Promise<void> {
+  /**
+   * Removes the topology's node disks. With `owner`, only when the folder was claimed by that
+   * owner (or by nobody): a same-named topology of another falcon dir keeps its disks.
+   */
+  async removeTopologyDisks(topology: string, owner?: string): Promise<boolean> {
     checkSegment(topology, 'topology name');
+    const current = await this.topologyDiskOwner(topology);
+    if (owner !== undefined && current !== undefined && current !== owner) return false;
     await rm(path.join(this.topoDir, topology), { recursive: true, force: true });
+    return true;
+  }
+
+  /** Who (a falcon dir) claimed `topo/<topology>/`, if anyone. */
+  async topologyDiskOwner(topology: string): Promise<string | undefined> {
+    checkSegment(topology, 'topology name');
+    return (await readFile(path.join(this.topoDir, topology, OWNER_FILE), 'utf8').catch(() => undefined))?.trim() || undefined;
+  }
+
+  /** Claim `topo/<topology>/` for `owner` (a falcon dir), so other same-named topologies keep out. */
+  async claimTopologyDisks(topology: string, owner: string): Promise<void> {
+    checkSegment(topology, 'topology name');
+    const dir = path.join(this.topoDir, topology);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(dir, `.${OWNER_FILE}.${process.pid}.tmp`);
+    await writeFile(tmp, owner + '\n', { mode: 0o600 });
+    await rename(tmp, path.join(dir, OWNER_FILE));
   }
 
   // ---- snapshots -----------------------------------------------------------------------------

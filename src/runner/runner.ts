@@ -223,6 +223,12 @@ export class Runner extends Topology implements AsyncDisposable {
       const checks = await hostChecks(this.proc, this.store.root);
       for (const c of checks.filter((c) => !c.ok && !c.optional)) problems.push({ path: `host.${c.name}`, message: `${c.detail}; ${c.fix}` });
       problems.push(...(await hostReferenceProblems(spec, this.store)));
+      const owner = await this.store.topologyDiskOwner(spec.name);
+      if (owner && owner !== this.paths.dir && (await exists(path.join(owner, 'topology.json'))))
+        problems.push({
+          path: 'name',
+          message: `topology "${spec.name}" of falcon dir ${owner} already has node disks in ${path.join(this.store.topoDir, spec.name)}; give this topology another name, or destroy that one first`,
+        });
       if (!problems.some((p) => p.path === 'host.privileges')) {
         for (const p of await checkNetworkPreflight(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log }))
           problems.push({ path: p.path, message: `${p.message}; ${p.fix}` });
@@ -273,6 +279,7 @@ export class Runner extends Topology implements AsyncDisposable {
       const img = images.get(n.image)!;
       state.nodes[n.name] = { ...state.nodes[n.name], disk: this.store.nodeDiskPath(spec.name, n.name), image: n.image, exec: img.meta.exec, login: img.meta.login };
     }
+    await this.store.claimTopologyDisks(spec.name, this.paths.dir);
     await writeState(this.paths, state);
     const results = await Promise.allSettled(
       spec.nodes.map((n) => this.launchNode(n, images.get(n.image)!, state, net.netdevs[n.name] ?? [], opts.signal)),
@@ -522,7 +529,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const started = Date.now();
     await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name)));
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
-    await this.store.removeTopologyDisks(spec.name);
+    if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
+      this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });
     await fs.rm(this.paths.socketDir, { recursive: true, force: true });
     for (const entry of await fs.readdir(this.paths.dir)) {
       if (entry !== 'lock') await fs.rm(path.join(this.paths.dir, entry), { recursive: true, force: true });

@@ -30,6 +30,7 @@ export function leftovers(r: Runner): string[] {
   if (existsSync(r.paths.socketDir)) left.push(`socket dir ${r.paths.socketDir}`);
   if (existsSync(r.paths.dir)) left.push(`falcon dir ${r.paths.dir}`);
   const disks = path.join(r.store.root, 'topo', r.name);
-  if (existsSync(disks)) left.push(`disk dir ${disks}: ${readdirSync(disks).join(', ')}`);
+  const owner = existsSync(path.join(disks, 'owner')) ? readFileSync(path.join(disks, 'owner'), 'utf8').trim() : r.paths.dir;
+  if (existsSync(disks) && owner === r.paths.dir) left.push(`disk dir ${disks}: ${readdirSync(disks).join(', ')}`);
   return left;
 }
