@@ -16,6 +16,7 @@ import { consoleLogger } from '../../src/util/log.js';
 import { execOverChannel, waitForAgent } from '../../src/guest/exec-client.js';
 import { getRecipe } from '../../src/images/recipes/index.js';
 import { TINY_CMDLINE } from '../../src/images/recipes/tiny.js';
+import { DEBIAN12_CMDLINE } from '../../src/images/recipes/debian12.js';
 import type { RecipeResult } from '../../src/images/types.js';
 
 const BOOT_DEADLINE_MS = 90_000;
@@ -73,6 +74,55 @@ class Console {
   }
 }
 
+interface Booted {
+  qemu: ChildProcessWithoutNullStreams;
+  con: Console;
+  agentSock: string;
+  bootMs: number;
+}
+
+/**
+ * Boots an image directory (vmlinuz, initrd.img, disk.qcow2) under TCG with a 9p share of
+ * `share` (tag fs0), two NICs at PCI slots 0x10 (mac ..:01) and 0x11 (mac ..:02), and the
+ * agent port; resolves once FALCON-BOOTED is on the console.
+ */
+async function boot(dir: string, cmdline: string, tmp: string, share: string, memMiB: number, deadlineMs: number): Promise<Booted> {
+  const agentSock = join(tmp, 'agent.sock');
+  const args = [
+    '-accel', 'tcg', '-m', String(memMiB), '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-serial', 'stdio',
+    '-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initrd.img'),
+    '-append', cmdline,
+    '-drive', `file=${join(dir, 'disk.qcow2')},if=virtio,snapshot=on`,
+    '-fsdev', `local,id=fs0,path=${share},security_model=none,readonly=on`,
+    '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=fs0',
+    // The second NIC comes first on the command line but later in PCI order.
+    '-netdev', 'user,id=n1,restrict=on', '-device', 'virtio-net-pci,netdev=n1,mac=52:54:00:fa:1c:02,addr=0x11',
+    '-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:fa:1c:01,addr=0x10',
+    '-device', 'virtio-serial-pci',
+    '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=agent,name=org.falcon.exec',
+  ];
+  const started = Date.now();
+  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  qemu.stderr.on('data', (c: Buffer) => process.stderr.write(`qemu: ${c.toString()}`));
+  const con = new Console(qemu);
+  try {
+    await con.waitFor(/FALCON-BOOTED/, deadlineMs);
+  } catch (e) {
+    await kill(qemu);
+    throw e;
+  }
+  return { qemu, con, agentSock, bootMs: Date.now() - started };
+}
+
+async function kill(qemu: ChildProcessWithoutNullStreams | undefined): Promise<void> {
+  if (!qemu || qemu.exitCode !== null || qemu.signalCode !== null) return;
+  const exited = new Promise((r) => qemu.once('exit', r));
+  qemu.kill('SIGKILL');
+  await exited;
+}
+
 describe('built-in recipe tiny', () => {
   let dir: string;
   let tmp: string;
@@ -108,36 +158,13 @@ describe('built-in recipe tiny', () => {
     const share = join(tmp, 'share');
     await mkdir(share);
     await writeFile(join(share, 'hello.txt'), `${token}\n`);
-    agentSock = join(tmp, 'agent.sock');
-    const args = [
-      '-accel', 'tcg', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-      '-serial', 'stdio',
-      '-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initrd.img'),
-      '-append', cmdline,
-      '-drive', `file=${join(dir, 'disk.qcow2')},if=virtio,snapshot=on`,
-      '-fsdev', `local,id=fs0,path=${share},security_model=none,readonly=on`,
-      '-device', 'virtio-9p-pci,fsdev=fs0,mount_tag=fs0',
-      // Two NICs, the second one first on the command line but later in PCI order.
-      '-netdev', 'user,id=n1,restrict=on', '-device', 'virtio-net-pci,netdev=n1,mac=52:54:00:fa:1c:02,addr=0x11',
-      '-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:fa:1c:01,addr=0x10',
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,id=agent,path=${agentSock},server=on,wait=off`,
-      '-device', 'virtserialport,chardev=agent,name=org.falcon.exec',
-    ];
-    const started = Date.now();
-    qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    qemu.stderr.on('data', (c: Buffer) => process.stderr.write(`qemu: ${c.toString()}`));
-    con = new Console(qemu);
-    await con.waitFor(/FALCON-BOOTED/, BOOT_DEADLINE_MS);
-    console.log(`tiny booted to FALCON-BOOTED in ${Date.now() - started} ms under TCG`);
+    const b = await boot(dir, cmdline, tmp, share, 256, BOOT_DEADLINE_MS);
+    ({ qemu, con, agentSock } = b);
+    console.log(`tiny booted to FALCON-BOOTED in ${b.bootMs} ms under TCG`);
   });
 
   afterAll(async () => {
-    if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
-      const exited = new Promise((r) => qemu!.once('exit', r));
-      qemu.kill('SIGKILL');
-      await exited;
-    }
+    await kill(qemu);
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
@@ -166,5 +193,59 @@ describe('built-in recipe tiny', () => {
     const r = await execOverChannel(agentSock, 'echo hi-from-$(hostname); exit 3', { timeoutMs: 20_000 });
     expect(r.exitCode).toBe(3);
     expect(r.stdout.toString()).toBe('hi-from-falcon\n');
+  });
+});
+
+/**
+ * debian-12 takes a minute to build and ~15 s to boot under TCG, so it runs only when asked:
+ * FALCON_TEST_DEBIAN12=1 (build) or FALCON_TEST_DEBIAN12_DIR=<built image dir>.
+ */
+describe.skipIf(!process.env.FALCON_TEST_DEBIAN12 && !process.env.FALCON_TEST_DEBIAN12_DIR)('built-in recipe debian-12', () => {
+  let tmp: string;
+  let b: Booted | undefined;
+  const token = randomBytes(8).toString('hex');
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'falcon-recipes-e2e-'));
+    let dir = process.env.FALCON_TEST_DEBIAN12_DIR ?? '';
+    let cmdline = DEBIAN12_CMDLINE;
+    if (!dir || !existsSync(join(dir, 'disk.qcow2'))) {
+      dir = join(tmp, 'debian-12');
+      await mkdir(dir);
+      const log = consoleLogger('info');
+      const cacheDir = process.env.FALCON_TEST_CACHE_DIR ?? join(tmpdir(), 'falcon-test-cache');
+      await mkdir(cacheDir, { recursive: true });
+      const r = await getRecipe('debian-12').build({ outDir: dir, workDir: join(tmp, 'work'), cacheDir, runner: createProcessRunner(log), log });
+      if (r.boot.method === 'direct') cmdline = r.boot.cmdline;
+    }
+    const share = join(tmp, 'share');
+    await mkdir(share);
+    await writeFile(join(share, 'hello.txt'), `${token}\n`);
+    b = await boot(dir, cmdline, tmp, share, 1024, 240_000);
+    console.log(`debian-12 booted to FALCON-BOOTED in ${b.bootMs} ms under TCG`);
+  }, 900_000);
+
+  afterAll(async () => {
+    await kill(b?.qemu);
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('runs commands through falcon-agent, with eth0/eth1 in PCI order and 9p', async () => {
+    await waitForAgent(b!.agentSock, { deadlineMs: 60_000, node: 'debian-12' });
+    const r = await execOverChannel(
+      b!.agentSock,
+      'cat /sys/class/net/eth0/address /sys/class/net/eth1/address && mkdir -p /mnt/s && ' +
+        'mount -t 9p -o trans=virtio,version=9p2000.L,ro fs0 /mnt/s && cat /mnt/s/hello.txt',
+      { timeoutMs: 30_000 },
+    );
+    expect(r.exitCode, r.stderr.toString()).toBe(0);
+    expect(r.stdout.toString()).toMatch(new RegExp(`52:54:00:fa:1c:01\\s+52:54:00:fa:1c:02\\s+${token}`));
+  });
+
+  it('logs root in on ttyS0 without a password', async () => {
+    await b!.con.waitFor(/root@falcon:~#/, 60_000);
+    const r = await b!.con.run('id -u; tty');
+    expect(r.out).toMatch(/^0$/m);
+    expect(r.out).toMatch(/\/dev\/ttyS0/);
   });
 });
