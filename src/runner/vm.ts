@@ -70,7 +70,9 @@ export async function stopVm(paths: FalconPaths, node: string, graceMs = 5000): 
 /** The end of a node's logs, for an error message a user can act on. */
 export async function logTails(paths: FalconPaths, node: string, bytes = 1500): Promise<string> {
   const parts: string[] = [];
-  const con = (await tail(paths.consoleLog(node), bytes)).replace(/\r/g, '').trimEnd();
+  const raw = (await tail(paths.consoleLog(node), bytes)).replace(/\r/g, '');
+  // Start at a line boundary: a cut line reads as garbage.
+  const con = (raw.length >= bytes && raw.includes('\n') ? raw.slice(raw.indexOf('\n') + 1) : raw).trimEnd();
   const err = (await tail(paths.err(node), bytes)).trimEnd();
   if (con) parts.push(`--- last console output (${paths.consoleLog(node)}) ---\n${con}`);
   else parts.push(`--- the console (${paths.consoleLog(node)}) printed nothing ---`);

@@ -69,7 +69,8 @@ class Console {
     const all = this.text.slice(from);
     const body = all.slice(0, all.indexOf(m[0]));
     // Drop the echoed command line (everything up to its first newline).
-    const out = body.slice(body.indexOf('\n') + 1).replace(/\r/g, '');
+    // eslint-disable-next-line no-control-regex -- terminal escapes (bash's bracketed paste, ash's cursor query)
+    const out = body.slice(body.indexOf('\n') + 1).replace(/\r|\x1b\[[0-9;?]*[a-zA-Z]/g, '');
     return { out, status: Number(m[1]) };
   }
 }

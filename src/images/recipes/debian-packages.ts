@@ -64,7 +64,8 @@ function isNotFound(err: unknown): boolean {
   );
 }
 
-let listsRefreshed = false;
+/** One `apt-get update` per process, shared by concurrent lookups. */
+let listsUpdate: Promise<void> | undefined;
 
 /**
  * Resolves `name` to apt's candidate version. If apt does not know the package (empty package
@@ -80,8 +81,13 @@ export async function resolvePackage(ctx: DebContext, name: string): Promise<Deb
   try {
     out = (await show()).stdout;
   } catch (err) {
-    if (!isNotFound(err) || listsRefreshed) throw notFound(name, err);
-    await updateLists(ctx);
+    if (!isNotFound(err)) throw notFound(name, err);
+    // A failed update is not cached: the next build tries again.
+    listsUpdate ??= updateLists(ctx).catch((e: unknown) => {
+      listsUpdate = undefined;
+      throw e;
+    });
+    await listsUpdate;
     try {
       out = (await show()).stdout;
     } catch (err2) {
@@ -122,7 +128,6 @@ async function updateLists(ctx: DebContext): Promise<void> {
       { cause: err },
     );
   }
-  listsRefreshed = true;
 }
 
 /**
