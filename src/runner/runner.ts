@@ -198,9 +198,11 @@ export class Runner extends Topology implements AsyncDisposable {
     await fs.mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
   }
 
-  private async lock(what: string) {
+  /** Commands that change the topology hold this lock, so two never interleave. */
+  private async lock(purpose: string): Promise<AsyncDisposable & { release(): Promise<void> }> {
     await this.ensureDir();
-    return acquireLock(this.paths.lockFile, what);
+    const release = await acquireLock(this.paths.lockFile, { what: `topology "${this.name}" (${this.paths.dir})`, purpose, waitMs: 0, log: this.log });
+    return { release, [Symbol.asyncDispose]: release };
   }
 
   /** The host's prerequisites and the accelerator Falcon would use. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createProcessRunner, HostCommandError, type ProcessRunner } from '../../src/host/process.js';
 import { QemuImg } from '../../src/host/qemu-img.js';
-import { acquireLock, LockBusyError } from '../../src/images/lock.js';
+import { acquireLock, LockBusyError } from '../../src/util/lock.js';
 import { ImageError, ImageStore } from '../../src/images/store.js';
 import type { Recipe } from '../../src/images/types.js';
 import { memoryLogger } from '../../src/util/log.js';
@@ -390,7 +390,7 @@ describe('failures', () => {
     const t0 = Date.now();
     const err = await acquireLock(lockPath, { what: "image 'x'", waitMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockBusyError);
-    expect((err as Error).message).toMatch(new RegExp(`image 'x' is locked by process ${process.ppid}.*delete ${lockPath}`));
+    expect((err as Error).message).toMatch(new RegExp(`image 'x' is held by another falcon command \\(pid ${process.ppid}.*delete ${lockPath}`));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
   });
 });
