@@ -23,6 +23,21 @@ describe('empty topology', () => {
   });
 });
 
+describe('disposal', () => {
+  it('a runner that is not persistent destroys its topology when disposed', async () => {
+    const dir = tempDir('dispose');
+    let probe: Runner;
+    {
+      await using d = newRunner('dispose', dir);
+      probe = d;
+      d.node('n', 'tiny', 1, mb(256));
+      await d.launch();
+      expect((await d.exec('n', 'echo up')).stdout.toString()).toBe('up\n');
+    }
+    expect(leftovers(probe)).toEqual([]);
+  });
+});
+
 describe('solo: one node with a mounted host folder', () => {
   const dir = tempDir('solo');
   const bay = path.join(dir, 'cargo-bay');
@@ -34,6 +49,7 @@ describe('solo: one node with a mounted host folder', () => {
     d = newRunner('solo', dir);
     const violin = d.node('violin', 'tiny', 1, mb(512));
     d.mount(bay, '/opt/cargo-bay', violin);
+    d.setSmbiosType1(violin, { manufacturer: 'Falcon, Test', serial: 'SN-42' });
     await d.launch();
   });
 
@@ -59,6 +75,11 @@ describe('solo: one node with a mounted host folder', () => {
   it('sets the hostname and /etc/hosts', async () => {
     expect((await d.exec('violin', 'hostname')).stdout.toString().trim()).toBe('violin');
     expect((await d.exec('violin', 'cat /etc/hosts')).stdout.toString()).toMatch(/127\.0\.1\.1\s+violin/);
+  });
+
+  it('gives the guest the SMBIOS type 1 fields of the topology', async () => {
+    const r = await d.exec('violin', 'cat /sys/class/dmi/id/sys_vendor /sys/class/dmi/id/product_serial');
+    expect(r.stdout.toString()).toBe('Falcon, Test\nSN-42\n');
   });
 
   it('returns exit statuses and keeps stderr apart from stdout', async () => {

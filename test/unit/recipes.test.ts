@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { recordingRunner } from '../../src/host/process.js';
 import { silentLogger } from '../../src/util/log.js';
-import { debFileName, parseControl, resolveKernelPackage } from '../../src/images/recipes/debian-packages.js';
+import { debFileName, parseControl, resolveKernelPackage, resolvePackage } from '../../src/images/recipes/debian-packages.js';
 import { moduleClosure, parseModulesDep, stripModuleSignature, writeCpio } from '../../src/images/recipes/initramfs.js';
 import { builtinRecipes, getRecipe } from '../../src/images/recipes/index.js';
 
@@ -13,6 +13,23 @@ describe('debian packages', () => {
 
   it('names files like apt-get download', () => {
     expect(debFileName('busybox-static', '1:1.35.0-4', 'amd64')).toBe('busybox-static_1%3a1.35.0-4_amd64.deb');
+  });
+
+  it('runs apt-get update once when apt does not know a package, then asks again', async () => {
+    let updated = false;
+    const runner = recordingRunner((cmd, args) => {
+      if (cmd === 'apt-get') {
+        updated = true;
+        return {};
+      }
+      if (!updated) return { exitCode: 100, stderr: 'N: Unable to locate package busybox-static\nE: No packages found\n' };
+      return { stdout: `Package: ${args[2]}\nVersion: 1:1.35.0-4\nArchitecture: amd64\nSize: 928188\n` };
+    });
+    const ctx = { cacheDir: '/nonexistent', runner, log: silentLogger };
+    const [a, b] = await Promise.all([resolvePackage(ctx, 'busybox-static'), resolvePackage(ctx, 'busybox-static')]);
+    expect(a.version).toBe('1:1.35.0-4');
+    expect(b.fileName).toBe('busybox-static_1%3a1.35.0-4_amd64.deb');
+    expect(runner.calls.filter((c) => c.command === 'apt-get')).toEqual([{ command: 'apt-get', args: ['update'] }]);
   });
 
   it('resolves the versioned kernel behind linux-image-amd64', async () => {
