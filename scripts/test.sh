@@ -21,7 +21,7 @@ node bin/falcon.js setup
 step "type-check"
 npx tsc --noEmit
 step "lint"
-npx eslint src test examples bench scripts
+npx eslint .
 step "layers and import cycles"
 npx depcruise src --config .dependency-cruiser.cjs
 
