@@ -99,9 +99,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
     .option('--force', 'replace an existing image of that name')
     .action(async (name: string, opts: { as?: string; force?: boolean }) => {
       const c = ctx();
-      const started = Date.now();
+      // The store logs the build's progress and time; stdout gets where the image is.
       const img = await c.store.build(name, { name: opts.as, force: opts.force, signal: c.signal });
-      out(c, `built image '${img.name}' in ${((Date.now() - started) / 1000).toFixed(1)} s: ${img.disk}\n`);
+      out(c, `${img.name}: ${img.disk}\n`);
     });
 
   cmd

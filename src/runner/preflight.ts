@@ -8,6 +8,7 @@ import type { TopologyProblem } from '../model/errors.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
+import { detectKernelFeatures, featureProblems } from '../host/net.js';
 
 export interface HostCheck {
   name: string;
@@ -87,6 +88,17 @@ export async function hostChecks(proc: ProcessRunner, imageRoot: string): Promis
     });
   } catch (e) {
     checks.push({ name: 'free disk', ok: false, detail: `cannot use ${imageRoot}: ${(e as Error).message}`, fix: 'set FALCON_IMAGE_DIR to a writable folder' });
+  }
+  if (hasNetAdmin()) {
+    const problems = featureProblems(await detectKernelFeatures(proc), true);
+    checks.push({
+      name: 'kernel network features',
+      ok: problems.length === 0,
+      detail: problems.length ? problems.map((p) => p.message).join('; ') : 'tap, altname, tc ingress + u32 + mirred, macvtap',
+      fix: problems.map((p) => p.fix).join('; '),
+      // Without macvtap only external links are impossible.
+      optional: problems.every((p) => p.path.includes('macvtap')),
+    });
   }
   return checks;
 }

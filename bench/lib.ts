@@ -1,0 +1,239 @@
+/**
+ * Shared pieces of the benchmark: the context every section gets, statistics, timeouts,
+ * progress lines and a cleanup stack so that whatever a section launched is removed even when
+ * it fails or the run is interrupted.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Runner, gb } from '../src/index.js';
+import type { ProcessRunner } from '../src/host/process.js';
+import type { ImageStore } from '../src/images/store.js';
+import { combineSignals } from '../src/util/abort.js';
+import { formatEvent, levelOf, type LogEvent, type Logger } from '../src/util/log.js';
+
+export { gb };
+
+/** One line of the result table: a figure beside its baseline. */
+export interface Row {
+  section: string;
+  measure: string;
+  falcon?: string;
+  baseline?: string;
+  /** falcon / baseline, when both are numbers of the same unit. */
+  ratio?: string;
+  note?: string;
+}
+
+export interface SectionResult {
+  name: string;
+  ok: boolean;
+  error?: string;
+  durationMs: number;
+  rows: Row[];
+  /** Raw samples and details, for the JSON file. */
+  data: Record<string, unknown>;
+}
+
+export interface Stats {
+  n: number;
+  median: number;
+  p95: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+/** Median, p95 (nearest rank), min, max, mean. */
+export function stats(samples: readonly number[]): Stats {
+  if (samples.length === 0) return { n: 0, median: NaN, p95: NaN, min: NaN, max: NaN, mean: NaN };
+  const s = [...samples].sort((a, b) => a - b);
+  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { n: s.length, median, p95: rank(0.95), min: s[0]!, max: s[s.length - 1]!, mean: s.reduce((a, b) => a + b, 0) / s.length };
+}
+
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 100) return `${ms.toFixed(0)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+export function fmtStats(s: Stats): string {
+  return `${fmtMs(s.median)} (p95 ${fmtMs(s.p95)}, n=${s.n})`;
+}
+
+export function ratio(a: number, b: number): string {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '-';
+  const r = a / b;
+  return r >= 100 ? `${r.toFixed(0)}x` : r >= 10 ? `${r.toFixed(1)}x` : `${r.toFixed(2)}x`;
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export class BenchTimeout extends Error {
+  override name = 'BenchTimeout';
+}
+
+/**
+ * Run `fn` with a signal that aborts after `ms` (or when `outer` aborts); reject at the
+ * deadline even if `fn` ignores its signal, so no step can hang the whole run.
+ */
+export async function withTimeout<T>(ms: number, what: string, outer: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = combineSignals(ms, outer);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(outer?.aborted ? outer.reason : new BenchTimeout(`${what} timed out after ${fmtMs(ms)}`));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    return await Promise.race([fn(signal), aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Time an async call in ms (high resolution). */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+/** A timestamped Falcon log event, for the launch breakdown. */
+export interface TimedEvent {
+  t: number;
+  event: LogEvent;
+}
+
+/**
+ * A Falcon logger that keeps every event with its time (for breakdowns) and prints warnings
+ * and errors, or everything with --verbose.
+ */
+export function recordingLogger(verbose: boolean, print: (line: string) => void): Logger & { events: TimedEvent[]; clear(): void } {
+  const events: TimedEvent[] = [];
+  return {
+    level: 'trace',
+    events,
+    clear: () => void events.splice(0),
+    enabled: () => true,
+    log(e) {
+      events.push({ t: performance.now(), event: e });
+      const l = levelOf(e);
+      if (l === 'error' || l === 'warn' || (verbose && l !== 'trace' && l !== 'debug')) print(`    falcon: ${formatEvent(e)}`);
+    },
+  };
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  verbose: boolean;
+  /** Image for the link throughput section; default debian-12 (built when missing unless noBuild). */
+  netImage: string;
+  noBuild: boolean;
+  keepBigImage: boolean;
+}
+
+/** What every section gets. */
+export interface Ctx {
+  opts: BenchOptions;
+  repo: string;
+  imageDir: string;
+  /** A private temp folder for falcon dirs and baseline files; removed at the end. */
+  workDir: string;
+  store: ImageStore;
+  proc: ProcessRunner;
+  log: ReturnType<typeof recordingLogger>;
+  signal: AbortSignal;
+  progress(msg: string): void;
+  /** Register an undo step; the section's steps run when it ends, the rest at the very end. */
+  defer(what: string, fn: () => Promise<unknown>): void;
+  /** A Runner with the bench's store, logger and a falcon dir of its own. */
+  runner(name: string): Runner;
+  /** iterations: the full count, or the quick one. */
+  n(full: number, quick: number): number;
+}
+
+/** A LIFO stack of undo steps; each failure is reported, none stops the others. */
+export class Cleanups {
+  private readonly steps: { what: string; fn: () => Promise<unknown> }[] = [];
+  constructor(private readonly report: (msg: string) => void) {}
+  push(what: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ what, fn });
+  }
+  get size(): number {
+    return this.steps.length;
+  }
+  /** Undo down to `mark` entries (0: everything). */
+  async unwind(mark = 0): Promise<void> {
+    while (this.steps.length > mark) {
+      const s = this.steps.pop()!;
+      try {
+        await withTimeout(120_000, `cleanup: ${s.what}`, undefined, () => s.fn());
+      } catch (e) {
+        this.report(`cleanup "${s.what}" failed: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+}
+
+/** Spawn a command and measure its wall time to exit; rejects on a non-zero exit. */
+export function spawnTimed(
+  cmd: string,
+  args: string[],
+  o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number; signal?: AbortSignal },
+): Promise<{ ms: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const kill = () => child.kill('SIGKILL');
+    const timer = setTimeout(kill, o.timeoutMs);
+    o.signal?.addEventListener('abort', kill, { once: true });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, sig) => {
+      const ms = performance.now() - t0;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', kill);
+      if (code === 0) resolve({ ms, stdout: out, stderr: err });
+      else reject(new Error(`${cmd} ${args.join(' ')} ${sig ? `was killed (${sig})` : `exited ${code}`}: ${err.trim().slice(-500)}`));
+    });
+  });
+}
+
+/** VmRSS of a process in bytes. */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+export async function rmrf(p: string): Promise<void> {
+  await fs.rm(p, { recursive: true, force: true });
+}
+
+export function errorText(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  // Keep the table readable: the first line, the whole thing goes to the JSON.
+  return msg.split('\n')[0]!.slice(0, 300);
+}
+
+export const relPath = (repo: string, p: string) => path.relative(repo, p) || '.';
