@@ -34,7 +34,7 @@ describe('qemu arguments', () => {
   it('uses TCG with multi-threading, cores and memory as declared', () => {
     const a = qemuArgs(config());
     expect(values(a, '-machine')).toEqual(['pc,accel=tcg']);
-    expect(values(a, '-cpu')).toEqual(['max']);
+    expect(values(a, '-cpu')).toEqual([]);
     expect(values(a, '-smp')).toEqual(['2']);
     expect(values(a, '-m')).toEqual(['1024M']);
     expect(values(a, '-accel')).toEqual(['tcg,thread=multi']);
