@@ -1,0 +1,46 @@
+/**
+ * The examples work as the README says: `npm run example -- duo launch` (here through the same
+ * script), exec, destroy; and examples/solo.ts with its mounted folder.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Runner } from '../../src/index.js';
+import { leftovers } from './helpers.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+
+function example(name: string, ...args: string[]) {
+  const r = spawnSync('bash', ['scripts/example.sh', name, ...args], { cwd: repo, encoding: 'utf8', timeout: 300_000, env: { ...process.env, FALCON_LOG: 'warn' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('examples', () => {
+  it('duo: launch, the nodes ping over their link, destroy', () => {
+    const falconDir = path.join(repo, 'examples/.falcon');
+    try {
+      expect(example('duo', 'launch').code).toBe(0);
+      expect(example('duo', 'exec', 'violin', 'ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up').code).toBe(0);
+      expect(example('duo', 'exec', 'piano', 'ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up').code).toBe(0);
+      const ping = example('duo', 'exec', 'violin', 'ping -c 2 -W 3 10.9.0.2');
+      expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+      const info = JSON.parse(example('duo', 'info', '--json').stdout);
+      expect(info.nodes.map((n: { status: string }) => n.status)).toEqual(['running', 'running']);
+    } finally {
+      expect(example('duo', 'destroy').code).toBe(0);
+    }
+    expect(leftovers(new Runner('duo', { falconDir, persistent: true }))).toEqual([]);
+  });
+
+  it('solo: the mounted host folder is readable in the node', () => {
+    const falconDir = path.join(repo, 'examples/.falcon');
+    try {
+      expect(example('solo', 'launch').code).toBe(0);
+      const r = example('solo', 'exec', 'violin', 'cat /opt/cargo-bay/hello.txt');
+      expect(r).toMatchObject({ code: 0, stdout: 'hello from the host\n' });
+    } finally {
+      expect(example('solo', 'destroy').code).toBe(0);
+    }
+    expect(leftovers(new Runner('solo', { falconDir, persistent: true }))).toEqual([]);
+  });
+});
