@@ -6,18 +6,20 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Runner } from '../../src/index.js';
-import { leftovers } from './helpers.js';
+import { leftovers, tempDir } from './helpers.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 
+// A falcon dir of the test's own, so a developer's running example is never touched.
+const falconDir = path.join(tempDir('examples'), '.falcon');
+
 function example(name: string, ...args: string[]) {
-  const r = spawnSync('bash', ['scripts/example.sh', name, ...args], { cwd: repo, encoding: 'utf8', timeout: 300_000, env: { ...process.env, FALCON_LOG: 'warn' } });
+  const r = spawnSync('bash', ['scripts/example.sh', name, '--falcon-dir', falconDir, ...args], { cwd: repo, encoding: 'utf8', timeout: 300_000, env: { ...process.env, FALCON_LOG: 'warn' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('examples', () => {
   it('duo: launch, the nodes ping over their link, destroy', () => {
-    const falconDir = path.join(repo, 'examples/.falcon');
     try {
       expect(example('duo', 'launch').code).toBe(0);
       expect(example('duo', 'exec', 'violin', 'ip addr add 10.9.0.1/24 dev eth0 && ip link set eth0 up').code).toBe(0);
@@ -33,7 +35,6 @@ describe('examples', () => {
   });
 
   it('solo: the mounted host folder is readable in the node', () => {
-    const falconDir = path.join(repo, 'examples/.falcon');
     try {
       expect(example('solo', 'launch').code).toBe(0);
       const r = example('solo', 'exec', 'violin', 'cat /opt/cargo-bay/hello.txt');
