@@ -6,13 +6,14 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Runner, gb } from '../src/index.js';
+import { Runner, gb, mb } from '../src/index.js';
 import type { ProcessRunner } from '../src/host/process.js';
 import type { ImageStore } from '../src/images/store.js';
 import { combineSignals } from '../src/util/abort.js';
 import { formatEvent, levelOf, type LogEvent, type Logger } from '../src/util/log.js';
 
-export { gb };
+export { gb, mb };
+export { sleep as sleepFor } from '../src/util/abort.js';
 
 /** One line of the result table: a figure beside its baseline. */
 export interface Row {

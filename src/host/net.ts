@@ -10,6 +10,7 @@
  * Every interface carries the endpoint's original name as an altname and the owning topology and
  * falcon dir in its alias, so any command can tell ours from another topology's.
  */
+import { formatProblems } from '../model/errors.js';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -140,10 +141,7 @@ export class NetworkError extends Error {
     readonly topology: string,
     readonly problems: readonly NetworkProblem[],
   ) {
-    super(
-      `the host network of topology "${topology}" has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` +
-        problems.map((p) => `  - ${p.path}: ${p.message}\n    fix: ${p.fix}`).join('\n'),
-    );
+    super(formatProblems(`the host network of topology "${topology}"`, problems));
   }
 }
 

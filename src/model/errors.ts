@@ -2,6 +2,16 @@
 export interface TopologyProblem {
   path: string;
   message: string;
+  /** What to do about it, when the message does not already say. */
+  fix?: string;
+}
+
+/** "<subject> has N problems:" and one line per problem: the shape of every problem-list error. */
+export function formatProblems(subject: string, problems: readonly TopologyProblem[], suffix = ''): string {
+  return (
+    `${subject} ${problems.length === 1 ? 'has 1 problem' : `has ${problems.length} problems`}${suffix}:\n` +
+    problems.map((p) => `  - ${p.path}: ${p.message}${p.fix ? `\n    fix: ${p.fix}` : ''}`).join('\n')
+  );
 }
 
 /** A single topology mistake found as it is declared (e.g. a duplicate name). */
@@ -25,10 +35,7 @@ export class TopologyValidationError extends Error {
     readonly topology: string,
     readonly problems: readonly TopologyProblem[],
   ) {
-    super(
-      `topology "${topology}" has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` +
-        problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n'),
-    );
+    super(formatProblems(`topology "${topology}"`, problems));
   }
 }
 

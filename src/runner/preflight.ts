@@ -4,7 +4,7 @@
  * together, each with its fix.
  */
 import { constants, promises as fs, readFileSync } from 'node:fs';
-import type { TopologyProblem } from '../model/errors.js';
+import { formatProblems, type TopologyProblem } from '../model/errors.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
@@ -26,10 +26,7 @@ export class PreflightError extends Error {
     readonly topology: string,
     readonly problems: readonly TopologyProblem[],
   ) {
-    super(
-      `preflight of topology "${topology}" found ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was created:\n` +
-        problems.map((p) => `  - ${p.path}: ${p.message}`).join('\n'),
-    );
+    super(formatProblems(`preflight: topology "${topology}"`, problems, '; nothing was created'));
   }
 }
 

@@ -223,7 +223,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const problems: TopologyProblem[] = validateSpec(spec);
     if (problems.length === 0) {
       const checks = await hostChecks(this.proc, this.store.root);
-      for (const c of checks.filter((c) => !c.ok && !c.optional)) problems.push({ path: `host.${c.name}`, message: `${c.detail}; ${c.fix}` });
+      for (const c of checks.filter((c) => !c.ok && !c.optional)) problems.push({ path: `host.${c.name}`, message: c.detail, fix: c.fix });
       problems.push(...(await hostReferenceProblems(spec, this.store)));
       const owner = await this.store.topologyDiskOwner(spec.name);
       if (owner && owner !== this.paths.dir && (await exists(path.join(owner, 'topology.json'))))
@@ -233,7 +233,7 @@ export class Runner extends Topology implements AsyncDisposable {
         });
       if (!problems.some((p) => p.path === 'host.privileges')) {
         for (const p of await checkNetworkPreflight(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log }))
-          problems.push({ path: p.path, message: `${p.message}; ${p.fix}` });
+          problems.push(p);
       }
     }
     if (problems.length) throw new PreflightError(spec.name, problems);
