@@ -41,7 +41,7 @@ export function createDebian12Recipe(opts: Debian12Options = {}): Recipe {
   return {
     name: 'debian-12',
     version: 1,
-    description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~30 s under TCG',
+    description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG',
     build: (ctx) => buildDebian12(ctx, opts.agent ?? defaultAgentBinary),
   };
 }
