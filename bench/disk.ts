@@ -4,7 +4,8 @@
  * synthetic 4 GiB image full of data. `sync` runs (untimed) between iterations so dirty pages
  * of one copy do not slow the next; the source stays in the page cache for both sides.
  */
-import { open, promises as fs } from 'node:fs/promises';
+import { promises as fs } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fmtBytes, fmtMs, ratio, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Runner } from '../src/index.js';
 import { destroyBaseline, launchBaseline, type BaselineRun } from './baseline.js';
-import { fmtMs, fmtStats, gb, ratio, stats, timed, withTimeout, type Ctx, type Row, type TimedEvent } from './lib.js';
+import { fmtMs, gb, ratio, stats, timed, withTimeout, type Ctx, type Row, type TimedEvent } from './lib.js';
 
 const BOOT_DEADLINE_MS = 180_000;
 
@@ -165,6 +165,5 @@ export async function launchAndDestroy(ctx: Ctx, want: { launch: boolean; destro
     });
   }
   const data = { rounds: results, accel: results[0]?.accel };
-  void fmtStats;
   return { launch: { rows: launchRows, data }, destroy: { rows: destroyRows, data } };
 }

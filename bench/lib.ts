@@ -227,6 +227,36 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
+/**
+ * Where a QEMU's resident memory is, from /proc/PID/smaps: the guest's RAM (the one mapping of
+ * at least the node's memory size), TCG's translated code (executable+writable mappings) and
+ * the rest (QEMU itself, libraries, heap).
+ */
+export async function qemuRssBreakdown(pid: number, guestBytes: number): Promise<{ guestRam: number; tcgCode: number; other: number }> {
+  const smaps = await fs.readFile(`/proc/${pid}/smaps`, 'utf8');
+  let guestRam = 0;
+  let tcgCode = 0;
+  let other = 0;
+  let perms = '';
+  let size = 0;
+  for (const line of smaps.split('\n')) {
+    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S+) /);
+    if (head) {
+      perms = head[1]!;
+      size = 0;
+      continue;
+    }
+    const m = line.match(/^(Size|Rss):\s+(\d+) kB/);
+    if (!m) continue;
+    const bytes = Number(m[2]) * 1024;
+    if (m[1] === 'Size') size = bytes;
+    else if (size >= guestBytes) guestRam += bytes;
+    else if (perms.startsWith('rwx')) tcgCode += bytes;
+    else other += bytes;
+  }
+  return { guestRam, tcgCode, other };
+}
+
 export async function rmrf(p: string): Promise<void> {
   await fs.rm(p, { recursive: true, force: true });
 }

@@ -2,7 +2,7 @@
  * Section `memory`: host memory of idle tiny nodes: QEMU's VmRSS against the memory the node
  * was given, and what the guest itself uses (MemTotal - MemFree).
  */
-import { fmtBytes, gb, mb, rssBytes, sleepFor, withTimeout, type Ctx, type Row } from './lib.js';
+import { fmtBytes, gb, mb, qemuRssBreakdown, rssBytes, sleepFor, withTimeout, type Ctx, type Row } from './lib.js';
 
 export async function memorySection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<string, unknown> }> {
   const r = ctx.runner('bench_mem');
@@ -25,18 +25,21 @@ export async function memorySection(ctx: Ctx): Promise<{ rows: Row[]; data: Reco
     const pid = info.nodes.find((n) => n.name === s.name)?.pid;
     if (!pid) throw new Error(`node ${s.name} is not running`);
     const rss = await rssBytes(pid);
+    const parts = await qemuRssBreakdown(pid, s.mib * 2 ** 20);
     const meminfo = (await r.exec(s.name, 'cat /proc/meminfo', { timeoutMs: 30_000 })).stdout.toString();
     const kb = (k: string) => Number(meminfo.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024;
     const guestUsed = kb('MemTotal') - kb('MemFree');
     const given = s.mib * 2 ** 20;
-    nodes.push({ node: s.name, givenBytes: given, rssBytes: rss, guestMemTotal: kb('MemTotal'), guestUsedBytes: guestUsed, pid });
+    nodes.push({ node: s.name, givenBytes: given, rssBytes: rss, rssParts: parts, guestMemTotal: kb('MemTotal'), guestUsedBytes: guestUsed, pid });
     rows.push({
       section: 'memory',
       measure: `idle tiny node given ${fmtBytes(given)}: QEMU VmRSS`,
       falcon: fmtBytes(rss),
       baseline: fmtBytes(given),
       ratio: `${((rss / given) * 100).toFixed(1)}%`,
-      note: `baseline: memory given; the guest uses ${fmtBytes(guestUsed)} of its ${fmtBytes(kb('MemTotal'))} (MemTotal - MemFree)`,
+      note:
+        `RSS = guest RAM ${fmtBytes(parts.guestRam)} + TCG code ${fmtBytes(parts.tcgCode)} + QEMU ${fmtBytes(parts.other)}; ` +
+        `baseline: memory given; the guest uses ${fmtBytes(guestUsed)} of its ${fmtBytes(kb('MemTotal'))} (MemTotal - MemFree)`,
     });
   }
   return { rows, data: { idleMs: idle, nodes } };

@@ -12,6 +12,8 @@ import { qemuArgs, type QemuBoot, type QemuNic } from '../host/qemu.js';
 import { QmpClient, qmpOnce } from '../host/qmp.js';
 import { SharedExecConnections, waitForAgent, type ExecResult } from '../guest/exec-client.js';
 import { execOverSerial } from '../guest/serial-exec.js';
+import { ConsoleNotRunningError } from '../guest/console.js';
+import { retry } from '../util/retry.js';
 import { SETUP_SCRIPT, setupCommandLine, setupEnv } from '../guest/setup.js';
 import { ImageStore, type StoredImage } from '../images/store.js';
 import { combineSignals } from '../util/abort.js';
@@ -370,7 +372,21 @@ export class Runner extends Topology implements AsyncDisposable {
     const socks = this.paths.sockets(n.name);
     try {
       if (ns.exec === 'agent') await waitForAgent(socks.exec, { deadlineMs, signal, log: this.log, node: n.name });
-      else await execOverSerial(socks.console, 'true', { user: ns.login?.user, password: ns.login?.password, timeoutMs: deadlineMs, signal, log: this.log });
+      else {
+        const start = Date.now();
+        // QEMU creates the console socket a moment after it starts.
+        await retry(
+          { what: `waiting for the console of ${n.name}`, deadlineMs, delayMs: 100, signal, log: this.log, retryIf: (e) => e instanceof ConsoleNotRunningError },
+          () =>
+            execOverSerial(socks.console, 'true', {
+              user: ns.login?.user,
+              password: ns.login?.password,
+              timeoutMs: Math.max(1000, deadlineMs - (Date.now() - start)),
+              signal,
+              log: this.log,
+            }),
+        );
+      }
     } catch (e) {
       if (signal.aborted) throw e;
       throw new Error(`the guest did not become ready within ${deadlineMs / 1000} s (${(e as Error).message.split('\n')[0]})`, { cause: e });

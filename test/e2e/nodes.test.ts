@@ -209,3 +209,30 @@ describe('snapshot', () => {
     }
   });
 });
+
+describe('serial-login fallback', () => {
+  it('runs commands over the serial console for an image without the exec agent', async () => {
+    const dir = tempDir('serialexec');
+    const image = `tiny-serial-${process.pid}`;
+    const d = newRunner('serialexec', dir);
+    const tiny = await d.store.get('tiny');
+    await d.store.import(image, tiny.disk, {
+      kernel: tiny.kernel,
+      initrd: tiny.initrd,
+      cmdline: tiny.meta.boot.method === 'direct' ? tiny.meta.boot.cmdline : '',
+      exec: 'serial-login',
+    });
+    d.node('s', image, 1, mb(256));
+    try {
+      await d.launch();
+      expect((await d.exec('s', 'hostname')).stdout.toString().trim()).toBe('s'); // set up over the console too
+      const r = await d.exec('s', `echo "it's here"; exit 3`);
+      expect(r.exitCode).toBe(3);
+      expect(r.stdout.toString().trim()).toBe(`it's here`);
+    } finally {
+      await d.destroy();
+      await d.store.remove(image, { force: true });
+    }
+    expect(leftovers(d)).toEqual([]);
+  });
+});
