@@ -184,9 +184,12 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     .argument('<node>')
     .argument('<command...>', 'the command (words are joined with spaces and run by /bin/sh -c)')
     .option('-t, --timeout <seconds>', 'give up after this many seconds', (v) => Number(v))
+    .option('-i, --stdin', "pass this command's standard input to the guest command")
     .passThroughOptions()
-    .action(async (node: string, words: string[], o: { timeout?: number }) => {
-      const res = await r().exec(node, words.join(' '), { timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined });
+    .action(async (node: string, words: string[], o: { timeout?: number; stdin?: boolean }) => {
+      // Standard input is read only when asked for, so a loop feeding a script never loses it.
+      const input = o.stdin ? await readAll(process.stdin) : undefined;
+      const res = await r().exec(node, words.join(' '), { timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined, input });
       if (res.stdout.length) ctx.stdout(res.stdout);
       if (res.stderr.length) process.stderr.write(res.stderr);
       ctx.setExit(res.exitCode ?? 128 + signalNumber(res.signal));
@@ -235,6 +238,12 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
   return program;
 }
 
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 function signalNumber(name: string | null): number {

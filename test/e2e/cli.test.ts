@@ -18,9 +18,14 @@ const env = { ...process.env, FALCON_TEST_TOPO: 'clitest', FALCON_LOG: 'warn' };
 
 /** Run the topology program; its exit code and output. */
 function topo(...args: string[]) {
+  return topoWithInput(undefined, ...args);
+}
+
+function topoWithInput(input: string | undefined, ...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', fixture, '--falcon-dir', falconDir, ...args], {
     cwd: repo,
     env,
+    input,
     encoding: 'utf8',
     timeout: 240_000,
   });
@@ -64,6 +69,9 @@ describe('topology CLI end to end', () => {
     expect(topo('exec', 'n0', 'false').code).toBe(1);
     // Options after the node belong to the guest command.
     expect(topo('exec', 'n0', 'ls', '-d', '/').stdout).toBe('/\n');
+    // Standard input goes to the guest only with -i.
+    expect(topoWithInput('piped text\n', 'exec', '-i', 'n0', 'tr a-z A-Z').stdout).toBe('PIPED TEXT\n');
+    expect(topoWithInput('ignored\n', 'exec', 'n0', 'cat').stdout).toBe('');
   });
 
   it('info --json shows the running node', () => {
