@@ -250,8 +250,8 @@ export async function qemuRssBreakdown(pid: number, guestBytes: number): Promise
     if (!m) continue;
     const bytes = Number(m[2]) * 1024;
     if (m[1] === 'Size') size = bytes;
-    else if (size >= guestBytes) guestRam += bytes;
     else if (perms.startsWith('rwx')) tcgCode += bytes;
+    else if (size >= guestBytes) guestRam += bytes;
     else other += bytes;
   }
   return { guestRam, tcgCode, other };

@@ -537,7 +537,8 @@ export class Runner extends Topology implements AsyncDisposable {
    * killed QEMU. Image caches are kept.
    */
   async destroy(): Promise<void> {
-    const spec = (await this.savedSpec().catch(() => undefined)) ?? this.toSpec();
+    // A damaged topology.json cannot stop the program's own topology from being destroyed.
+    const spec = (await this.savedSpec().catch((e) => (this.nodes.size ? undefined : Promise.reject(e)))) ?? this.toSpec();
     if (!(await exists(this.paths.dir)) && spec.nodes.length === 0) {
       this.log.log({ kind: 'step', msg: `nothing to destroy in ${this.paths.dir}` });
       return;
