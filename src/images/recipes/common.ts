@@ -2,7 +2,7 @@
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildAgent } from '../../guest/agent-build.js';
-import type { RecipeContext } from '../types.js';
+import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 
 /** Returns the path of a static falcon-agent binary for the guest. */
 export type AgentProvider = (ctx: RecipeContext) => Promise<string>;
@@ -67,3 +67,16 @@ export async function installKernel(ctx: RecipeContext, bootDir: string, release
 
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+export interface RecipeOptions {
+  /** Where falcon-agent comes from; default: build it with buildAgent. */
+  agent?: AgentProvider;
+}
+
+/** A recipe whose build gets the agent provider; the options exist for tests. */
+export function defineRecipe(
+  r: Omit<Recipe, 'build'> & { build(ctx: RecipeContext, agent: AgentProvider): Promise<RecipeResult> },
+  opts: RecipeOptions = {},
+): Recipe {
+  return { name: r.name, version: r.version, description: r.description, build: (ctx) => r.build(ctx, opts.agent ?? defaultAgentBinary) };
+}

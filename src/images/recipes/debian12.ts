@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 import { debPath, downloadDebs, extractDeb, resolvePackage, type DebContext } from './debian-packages.js';
 import { buildInitramfs, depmod, parseModulesDep } from './initramfs.js';
-import { defaultAgentBinary, guestFile, installKernel, makeDiskImage, type AgentProvider } from './common.js';
+import { defineRecipe, guestFile, installKernel, makeDiskImage, type AgentProvider, type RecipeOptions } from './common.js';
 
 export const DEBIAN12_PACKAGES = [
   'systemd-sysv',
@@ -31,19 +31,9 @@ export const DEBIAN12_DISK_SIZE = '2G';
 
 const MMDEBSTRAP_TIMEOUT_MS = 30 * 60_000;
 
-export interface Debian12Options {
-  /** Where falcon-agent comes from; default: build it with buildAgent. */
-  agent?: AgentProvider;
-}
-
 /** Makes the debian-12 recipe; the options exist for tests. */
-export function createDebian12Recipe(opts: Debian12Options = {}): Recipe {
-  return {
-    name: 'debian-12',
-    version: 1,
-    description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG',
-    build: (ctx) => buildDebian12(ctx, opts.agent ?? defaultAgentBinary),
-  };
+export function createDebian12Recipe(opts: RecipeOptions = {}): Recipe {
+  return defineRecipe({ name: 'debian-12', version: 1, description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG', build: buildDebian12 }, opts);
 }
 
 export const debian12Recipe: Recipe = createDebian12Recipe();

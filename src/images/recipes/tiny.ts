@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 import { downloadDebs, debPath, extractDeb, resolveKernelPackage, resolvePackage, type DebContext } from './debian-packages.js';
 import { buildInitramfs, depmod, installModules, moduleClosure, parseModulesDep, INITRAMFS_MODULES } from './initramfs.js';
-import { defaultAgentBinary, guestFile, installKernel, makeDiskImage, type AgentProvider } from './common.js';
+import { defineRecipe, guestFile, installKernel, makeDiskImage, type AgentProvider, type RecipeOptions } from './common.js';
 
 /** Modules on the root disk: the initramfs set plus what rcS loads, with their dependencies. */
 export const TINY_ROOT_MODULES = [...INITRAMFS_MODULES, 'virtio_net', 'virtio_console', '9pnet_virtio', '9p'] as const;
@@ -24,19 +24,9 @@ export const TINY_CMDLINE = 'console=ttyS0 root=/dev/vda rootfstype=ext4 rw quie
 
 export const TINY_DISK_SIZE = '256M';
 
-export interface TinyOptions {
-  /** Where falcon-agent comes from; default: build it with buildAgent. */
-  agent?: AgentProvider;
-}
-
 /** Makes the tiny recipe; the options exist for tests. */
-export function createTinyRecipe(opts: TinyOptions = {}): Recipe {
-  return {
-    name: 'tiny',
-    version: 1,
-    description: 'Debian 6.1 kernel + busybox, boots in seconds under TCG (default image)',
-    build: (ctx) => buildTiny(ctx, opts.agent ?? defaultAgentBinary),
-  };
+export function createTinyRecipe(opts: RecipeOptions = {}): Recipe {
+  return defineRecipe({ name: 'tiny', version: 1, description: 'Debian 6.1 kernel + busybox, boots in seconds under TCG (default image)', build: buildTiny }, opts);
 }
 
 export const tinyRecipe: Recipe = createTinyRecipe();
