@@ -335,6 +335,12 @@ export class ExecConnection {
   }
 
   /** True once closed or broken; further execs reject. */
+  /** An idle connection does not keep the process alive (`false`), a busy one does (`true`). */
+  keepProcessAlive(busy: boolean): void {
+    if (busy) this.socket.ref();
+    else this.socket.unref();
+  }
+
   get closed(): boolean {
     return this.failure !== undefined;
   }
@@ -623,36 +629,54 @@ export async function waitForAgent(
 }
 
 /**
- * One connection per node shared by the execs in flight in this process, so they run at once
- * (QEMU serves one client per socket). It is closed as soon as the last exec finishes, so other
- * processes' execs on the node wait only while this one is busy.
+ * One connection per node shared by the execs of this process, so concurrent execs run at once
+ * (QEMU serves one client per socket) and back-to-back execs skip the reconnect (after a
+ * disconnect the agent looks for the next client only every 100 ms). It is closed `lingerMs`
+ * after the last exec finishes, so other processes' execs on the node wait at most that long.
  */
 export class SharedExecConnections {
-  private readonly open = new Map<string, { conn: Promise<ExecConnection>; users: number }>();
+  private readonly open = new Map<string, { conn: Promise<ExecConnection>; users: number; timer?: NodeJS.Timeout }>();
+
+  constructor(private readonly lingerMs = 200) {}
 
   async exec(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
     let entry = this.open.get(socketPath);
+    if (entry && (await entry.conn.then((c) => c.closed, () => true))) {
+      this.drop(socketPath, entry);
+      entry = undefined;
+    }
     if (!entry) {
       const conn = ExecConnection.connect(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
       entry = { conn, users: 0 };
       this.open.set(socketPath, entry);
-      conn.catch(() => this.open.get(socketPath) === entry && this.open.delete(socketPath));
+      const e = entry;
+      conn.catch(() => this.drop(socketPath, e));
     }
+    clearTimeout(entry.timer);
     entry.users++;
+    let conn: ExecConnection | undefined;
     try {
-      const conn = await entry.conn;
-      if (conn.closed) throw new ExecChannelError('connection-lost', `exec channel of ${opts.node ?? socketPath} closed; retry`);
+      conn = await entry.conn;
+      conn.keepProcessAlive(true);
       return await conn.exec(command, opts);
     } finally {
       if (--entry.users === 0 && this.open.get(socketPath) === entry) {
-        this.open.delete(socketPath);
-        entry.conn.then((c) => c.close(), () => {});
+        const e = entry;
+        conn?.keepProcessAlive(false);
+        e.timer = setTimeout(() => this.drop(socketPath, e), this.lingerMs);
+        e.timer.unref();
       }
     }
   }
 
+  private drop(socketPath: string, entry: { conn: Promise<ExecConnection>; timer?: NodeJS.Timeout }): void {
+    clearTimeout(entry.timer);
+    if (this.open.get(socketPath) === entry) this.open.delete(socketPath);
+    entry.conn.then((c) => c.close(), () => {});
+  }
+
+  /** Close every connection now (before stopping a node, or when done). */
   closeAll(): void {
-    for (const e of this.open.values()) e.conn.then((c) => c.close(), () => {});
-    this.open.clear();
+    for (const [p, e] of [...this.open]) this.drop(p, e);
   }
 }

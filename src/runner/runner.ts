@@ -426,6 +426,7 @@ export class Runner extends Topology implements AsyncDisposable {
   async hyperstop(nodes?: string[]): Promise<void> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstop');
+    this.execConns.closeAll();
     const names = nodes ?? spec.nodes.map((n) => n.name);
     await Promise.all(
       names.map(async (name) => {
@@ -545,6 +546,7 @@ export class Runner extends Topology implements AsyncDisposable {
     }
     await this.ensureDir();
     await using _lock = await this.lock('destroy');
+    this.execConns.closeAll();
     const started = Date.now();
     await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name)));
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
