@@ -8,6 +8,7 @@ import { consoleLogger, levelFromEnv, type Level, type Logger } from '../util/lo
 import { attachSerial } from './serial-attach.js';
 import { formatInfo, formatChecks } from './format.js';
 import { imageCommand } from './image-commands.js';
+import { setupHost } from '../runner/setup.js';
 
 export interface ExtraCommand {
   /** Subcommand name. */
@@ -111,7 +112,7 @@ interface Ctx {
 function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ctx): Command {
   const program = new Command(runner ? runner.name : 'falcon')
     .description(runner ? `manage the Falcon topology "${runner.name}"` : 'Falcon: network topologies of virtual machines as code')
-    .option('--falcon-dir <dir>', 'where the topology keeps its state (default: .falcon beside the program)')
+    .option('--falcon-dir <dir>', `where the topology keeps its state (default: ${runner ? '.falcon beside the program' : './.falcon'})`)
     .option('-v, --verbose', 'more logging (-vv for trace); FALCON_LOG and RUST_LOG set the level too', (_v, prev: number) => prev + 1, 0)
     .showHelpAfterError()
     .enablePositionalOptions();
@@ -226,6 +227,16 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     });
 
   program.addCommand(imageCommand(() => ({ store: r().store, log: r().log })));
+
+  if (!runner) {
+    program
+      .command('setup')
+      .description('install the Debian packages Falcon needs, when they are missing')
+      .option('--dry-run', 'only list what is missing')
+      .action(async (o: { dryRun?: boolean }) => {
+        await setupHost({ log: r().log, dryRun: o.dryRun });
+      });
+  }
 
   for (const x of extra) {
     const c = program.command(x.name).description(x.description);
