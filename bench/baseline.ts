@@ -153,7 +153,8 @@ export async function launchBaseline(
  * The by-hand destroy: SIGTERM every QEMU (it exits cleanly, as on QMP quit), wait for them,
  * delete the taps and the folder.
  */
-export async function destroyBaseline(proc: ProcessRunner, run: BaselineRun, timeoutMs = 30_000): Promise<void> {
+export async function destroyBaseline(proc: ProcessRunner, run: BaselineRun, timeoutMs = 30_000): Promise<{ killMs: number; tapsMs: number; filesMs: number }> {
+  const t0 = performance.now();
   await Promise.all(
     run.nodes.map(async (n) => {
       if (n.child.exitCode !== null || n.child.signalCode !== null) return;
@@ -163,9 +164,12 @@ export async function destroyBaseline(proc: ProcessRunner, run: BaselineRun, tim
       clearTimeout(t);
     }),
   );
+  const t1 = performance.now();
   if (run.taps.length) {
     await proc.run('ip', ['-batch', '-'], { input: run.taps.map((t) => `link del dev ${t}`).join('\n') + '\n', timeoutMs: 30_000, reject: false });
     run.taps.splice(0);
   }
+  const t2 = performance.now();
   await rmrf(run.dir);
+  return { killMs: t1 - t0, tapsMs: t2 - t1, filesMs: performance.now() - t2 };
 }

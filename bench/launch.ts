@@ -14,11 +14,13 @@ const BOOT_DEADLINE_MS = 180_000;
 
 interface RoundResult {
   size: number;
+  falconFirst: boolean;
   falconLaunchMs: number;
   falconDestroyMs: number;
   breakdown: Breakdown;
   baselineLaunchMs: number;
   baselineDestroyMs: number;
+  baselineDestroyParts: { killMs: number; tapsMs: number; filesMs: number };
   /** Per node: ms until FALCON-BOOTED, ms until the agent answered. */
   baselineNodes: { name: string; markerMs?: number; agentMs?: number }[];
   accel?: string;
@@ -65,25 +67,24 @@ function declare(ctx: Ctx, size: number): Runner {
   return r;
 }
 
-async function round(ctx: Ctx, size: number, i: number, rounds: number): Promise<RoundResult> {
-  const tag = `${size} node${size > 1 ? 's' : ''}, round ${i + 1}/${rounds}`;
+type SavedState = { accel: string; nodes: Record<string, { qemuArgs: string[]; disk: string; image: string }> };
+
+async function falconPart(ctx: Ctx, size: number, tag: string) {
   const r = declare(ctx, size);
   ctx.defer(`destroy ${r.name}`, () => r.destroy());
-
   ctx.progress(`${tag}: falcon launch`);
   ctx.log.clear();
   const t0 = performance.now();
   await withTimeout(BOOT_DEADLINE_MS + 60_000, `launch of ${r.name}`, ctx.signal, (signal) => r.launch({ signal }));
   const t1 = performance.now();
-  const falconLaunchMs = t1 - t0;
   const bd = breakdown(ctx.log.events, t0, t1);
-  const state = JSON.parse(await fs.readFile(r.paths.stateFile, 'utf8')) as {
-    accel: string;
-    nodes: Record<string, { qemuArgs: string[]; disk: string; image: string }>;
-  };
-  ctx.progress(`${tag}: falcon ready in ${fmtMs(falconLaunchMs)}; falcon destroy`);
-  const falconDestroyMs = (await withTimeout(120_000, `destroy of ${r.name}`, ctx.signal, () => timed(() => r.destroy()))).ms;
+  const state = JSON.parse(await fs.readFile(r.paths.stateFile, 'utf8')) as SavedState;
+  ctx.progress(`${tag}: falcon ready in ${fmtMs(t1 - t0)}; falcon destroy`);
+  const destroyMs = (await withTimeout(120_000, `destroy of ${r.name}`, ctx.signal, () => timed(() => r.destroy()))).ms;
+  return { launchMs: t1 - t0, destroyMs, breakdown: bd, state, falconDir: r.paths.dir, socketDir: r.paths.socketDir };
+}
 
+async function baselinePart(ctx: Ctx, size: number, tag: string, i: number, from: { state: SavedState; falconDir: string; socketDir: string }) {
   const baseDisk = (await ctx.store.get('tiny')).disk;
   const dir = path.join(ctx.workDir, `baseline-${size}-${i}`);
   let run: BaselineRun | undefined;
@@ -94,11 +95,11 @@ async function round(ctx: Ctx, size: number, i: number, rounds: number): Promise
       launchBaseline(
         ctx.proc,
         {
-          falconDir: r.paths.dir,
-          socketDir: r.paths.socketDir,
+          falconDir: from.falconDir,
+          socketDir: from.socketDir,
           dir,
           tapPrefix: `fbn${(process.pid % 0x10000).toString(16)}`,
-          nodes: Object.entries(state.nodes).map(([name, ns]) => ({ name, args: ns.qemuArgs, disk: ns.disk, baseDisk })),
+          nodes: Object.entries(from.state.nodes).map(([name, ns]) => ({ name, args: ns.qemuArgs, disk: ns.disk, baseDisk })),
         },
         { signal, deadlineMs: BOOT_DEADLINE_MS, onCreated: (x) => (run = x) },
       ),
@@ -106,17 +107,43 @@ async function round(ctx: Ctx, size: number, i: number, rounds: number): Promise
   );
   ctx.progress(`${tag}: baseline ready in ${fmtMs(b.ms)}; baseline destroy`);
   const d = await withTimeout(60_000, 'baseline destroy', ctx.signal, () => timed(() => destroyBaseline(ctx.proc, b.value)));
+  return { launchMs: b.ms, destroyMs: d.ms, destroyParts: d.value, nodes: b.value.nodes.map((n) => ({ name: n.name, markerMs: n.markerMs, agentMs: n.agentMs })) };
+}
+
+/**
+ * One round: Falcon then baseline in even rounds, baseline then Falcon in odd ones (ABBA), so
+ * a drift of the machine hits both alike. A baseline that goes first uses the command lines of
+ * the previous round's Falcon launch (the same: same names, same falcon dir).
+ */
+async function round(ctx: Ctx, size: number, i: number, rounds: number, previous?: SavedFrom): Promise<{ result: RoundResult; from: SavedFrom }> {
+  const tag = `${size} node${size > 1 ? 's' : ''}, round ${i + 1}/${rounds}`;
+  let f: Awaited<ReturnType<typeof falconPart>>;
+  let b: Awaited<ReturnType<typeof baselinePart>>;
+  if (i % 2 === 1 && previous) {
+    b = await baselinePart(ctx, size, tag, i, previous);
+    f = await falconPart(ctx, size, tag);
+  } else {
+    f = await falconPart(ctx, size, tag);
+    b = await baselinePart(ctx, size, tag, i, f);
+  }
   return {
-    size,
-    falconLaunchMs,
-    falconDestroyMs,
-    breakdown: bd,
-    baselineLaunchMs: b.ms,
-    baselineDestroyMs: d.ms,
-    baselineNodes: b.value.nodes.map((n) => ({ name: n.name, markerMs: n.markerMs, agentMs: n.agentMs })),
-    accel: state.accel,
+    result: {
+      size,
+      falconFirst: !(i % 2 === 1 && previous),
+      falconLaunchMs: f.launchMs,
+      falconDestroyMs: f.destroyMs,
+      breakdown: f.breakdown,
+      baselineLaunchMs: b.launchMs,
+      baselineDestroyMs: b.destroyMs,
+      baselineDestroyParts: b.destroyParts,
+      baselineNodes: b.nodes,
+      accel: f.state.accel,
+    },
+    from: f,
   };
 }
+
+type SavedFrom = { state: SavedState; falconDir: string; socketDir: string };
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
@@ -125,10 +152,16 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.le
  * `sizes` default [1, 4].
  */
 export async function launchAndDestroy(ctx: Ctx, want: { launch: boolean; destroy: boolean }): Promise<{ launch: { rows: Row[]; data: Record<string, unknown> }; destroy: { rows: Row[]; data: Record<string, unknown> } }> {
-  const rounds = ctx.n(3, 1);
+  const rounds = ctx.n(4, 1);
   const sizes = want.launch ? [1, 4] : [4];
   const results: RoundResult[] = [];
-  for (let i = 0; i < rounds; i++) for (const size of sizes) results.push(await round(ctx, size, i, rounds));
+  const previous = new Map<number, SavedFrom>();
+  for (let i = 0; i < rounds; i++)
+    for (const size of sizes) {
+      const { result, from } = await round(ctx, size, i, rounds, previous.get(size));
+      results.push(result);
+      previous.set(size, from);
+    }
 
   const launchRows: Row[] = [];
   const destroyRows: Row[] = [];
@@ -155,13 +188,14 @@ export async function launchAndDestroy(ctx: Ctx, want: { launch: boolean; destro
     });
     const fd = stats(rs.map((r) => r.falconDestroyMs));
     const bdd = stats(rs.map((r) => r.baselineDestroyMs));
+    const part = (k: 'killMs' | 'tapsMs' | 'filesMs') => fmtMs(stats(rs.map((r) => r.baselineDestroyParts[k])).median);
     destroyRows.push({
       section: 'destroy',
       measure: `${size}-node tiny topology, destroy (median of ${rs.length})`,
       falcon: fmtMs(fd.median),
       baseline: fmtMs(bdd.median),
       ratio: ratio(fd.median, bdd.median),
-      note: 'baseline: SIGTERM the QEMUs, wait, delete taps and files',
+      note: `baseline: SIGTERM the QEMUs and wait (${part('killMs')}), delete the taps (${part('tapsMs')}) and files (${part('filesMs')})`,
     });
   }
   const data = { rounds: results, accel: results[0]?.accel };

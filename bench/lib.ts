@@ -9,7 +9,6 @@ import path from 'node:path';
 import { Runner, gb, mb } from '../src/index.js';
 import type { ProcessRunner } from '../src/host/process.js';
 import type { ImageStore } from '../src/images/store.js';
-import { combineSignals } from '../src/util/abort.js';
 import { formatEvent, levelOf, type LogEvent, type Logger } from '../src/util/log.js';
 
 export { gb, mb };
@@ -87,21 +86,31 @@ export class BenchTimeout extends Error {
 
 /**
  * Run `fn` with a signal that aborts after `ms` (or when `outer` aborts); reject at the
- * deadline even if `fn` ignores its signal, so no step can hang the whole run.
+ * deadline even if `fn` ignores its signal, so no step can hang the whole run. The timer and
+ * the listener on `outer` are removed when `fn` settles (combineSignals keeps its listener on
+ * `outer` until something aborts, which adds up over a long run).
  */
 export async function withTimeout<T>(ms: number, what: string, outer: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const signal = combineSignals(ms, outer);
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(outer?.aborted ? outer.reason : new BenchTimeout(`${what} timed out after ${fmtMs(ms)}`));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => {});
+  const ac = new AbortController();
+  let fail!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  const onOuter = () => {
+    ac.abort(outer!.reason);
+    fail(outer!.reason);
+  };
+  const timer = setTimeout(() => {
+    const e = new BenchTimeout(`${what} timed out after ${fmtMs(ms)}`);
+    ac.abort(e);
+    fail(e);
+  }, ms);
+  if (outer?.aborted) onOuter();
+  else outer?.addEventListener('abort', onOuter, { once: true });
   try {
-    return await Promise.race([fn(signal), aborted]);
+    return await Promise.race([fn(ac.signal), failed]);
   } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuter);
   }
 }
 
@@ -227,34 +236,45 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
-/**
- * Where a QEMU's resident memory is, from /proc/PID/smaps: the guest's RAM (the one mapping of
- * at least the node's memory size), TCG's translated code (executable+writable mappings) and
- * the rest (QEMU itself, libraries, heap).
- */
-export async function qemuRssBreakdown(pid: number, guestBytes: number): Promise<{ guestRam: number; tcgCode: number; other: number }> {
+/** Where a QEMU's resident memory is, from /proc/PID/smaps. */
+export interface RssParts {
+  /** The one anonymous mapping of at least the node's memory size: the guest's RAM. */
+  guestRam: number;
+  /** Executable+writable anonymous mappings: TCG's translated code. */
+  tcgCode: number;
+  /** Files of the image store mapped by QEMU (the kernel and initrd it loaded), page cache shared by all nodes. */
+  imageFiles: number;
+  /** QEMU itself: binary, libraries, heap, device state. */
+  other: number;
+  /** Proportional set size: shared pages split between the processes mapping them. */
+  pss: number;
+}
+
+export async function qemuRssBreakdown(pid: number, guestBytes: number, imageDir: string): Promise<RssParts> {
   const smaps = await fs.readFile(`/proc/${pid}/smaps`, 'utf8');
-  let guestRam = 0;
-  let tcgCode = 0;
-  let other = 0;
+  const parts: RssParts = { guestRam: 0, tcgCode: 0, imageFiles: 0, other: 0, pss: 0 };
   let perms = '';
+  let file = '';
   let size = 0;
   for (const line of smaps.split('\n')) {
-    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S+) /);
+    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/);
     if (head) {
       perms = head[1]!;
+      file = head[2]!.trim();
       size = 0;
       continue;
     }
-    const m = line.match(/^(Size|Rss):\s+(\d+) kB/);
+    const m = line.match(/^(Size|Rss|Pss):\s+(\d+) kB/);
     if (!m) continue;
     const bytes = Number(m[2]) * 1024;
     if (m[1] === 'Size') size = bytes;
-    else if (perms.startsWith('rwx')) tcgCode += bytes;
-    else if (size >= guestBytes) guestRam += bytes;
-    else other += bytes;
+    else if (m[1] === 'Pss') parts.pss += bytes;
+    else if (file.startsWith(imageDir + '/')) parts.imageFiles += bytes;
+    else if (!file && perms.startsWith('rwx')) parts.tcgCode += bytes;
+    else if (!file && size >= guestBytes) parts.guestRam += bytes;
+    else parts.other += bytes;
   }
-  return { guestRam, tcgCode, other };
+  return parts;
 }
 
 export async function rmrf(p: string): Promise<void> {
@@ -264,7 +284,9 @@ export async function rmrf(p: string): Promise<void> {
 export function errorText(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   // Keep the table readable: the first line, the whole thing goes to the JSON.
-  return msg.split('\n')[0]!.slice(0, 300);
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  // A first line ending in ':' announces a list: keep its first items.
+  return (lines[0]!.endsWith(':') ? lines.slice(0, 3).join(' ') : lines[0] ?? '').slice(0, 300);
 }
 
 export const relPath = (repo: string, p: string) => path.relative(repo, p) || '.';

@@ -25,7 +25,7 @@ export async function memorySection(ctx: Ctx): Promise<{ rows: Row[]; data: Reco
     const pid = info.nodes.find((n) => n.name === s.name)?.pid;
     if (!pid) throw new Error(`node ${s.name} is not running`);
     const rss = await rssBytes(pid);
-    const parts = await qemuRssBreakdown(pid, s.mib * 2 ** 20);
+    const parts = await qemuRssBreakdown(pid, s.mib * 2 ** 20, ctx.imageDir);
     const meminfo = (await r.exec(s.name, 'cat /proc/meminfo', { timeoutMs: 30_000 })).stdout.toString();
     const kb = (k: string) => Number(meminfo.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024;
     const guestUsed = kb('MemTotal') - kb('MemFree');
@@ -38,7 +38,7 @@ export async function memorySection(ctx: Ctx): Promise<{ rows: Row[]; data: Reco
       baseline: fmtBytes(given),
       ratio: `${((rss / given) * 100).toFixed(1)}%`,
       note:
-        `RSS = guest RAM ${fmtBytes(parts.guestRam)} + TCG code ${fmtBytes(parts.tcgCode)} + QEMU ${fmtBytes(parts.other)}; ` +
+        `RSS = guest RAM ${fmtBytes(parts.guestRam)} + TCG code ${fmtBytes(parts.tcgCode)} + kernel/initrd files ${fmtBytes(parts.imageFiles)} (shared) + QEMU ${fmtBytes(parts.other)}; PSS ${fmtBytes(parts.pss)}; ` +
         `baseline: memory given; the guest uses ${fmtBytes(guestUsed)} of its ${fmtBytes(kb('MemTotal'))} (MemTotal - MemFree)`,
     });
   }

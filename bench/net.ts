@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { wireCommand } from '../src/host/net.js';
 import type { Runner } from '../src/index.js';
 import { retry } from '../src/util/retry.js';
-import { errorText, gb, ratio, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
+import { errorText, gb, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
 
 const PORT = 5201;
 
@@ -72,7 +72,7 @@ export async function netSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<
   }
   const busybox = image === 'tiny';
   const seconds = ctx.n(10, 5);
-  const rounds = ctx.n(2, 1);
+  const rounds = ctx.n(3, 1);
 
   const r = ctx.runner('bench_net');
   r.node('a', image, 1, gb(1));
@@ -100,10 +100,18 @@ export async function netSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<
       const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
       return { wiring, round, bitsPerSecond: j.end.sum_received.bits_per_second, rttMs, retransmits: j.end.sum_sent.retransmits };
     }
-    // busybox: the receiver discards, the sender pipes a fixed amount; the host times the exec.
-    const bytes = 64 * 1024 * 1024;
-    await sh(r, 'b', `nc -l -p ${PORT} >/dev/null 2>&1 </dev/null &`);
+    // busybox: the receiver runs `head -c N | wc -c` on the connection (nc -e) and closes it after
+    // the last byte, which ends the sender's nc: the host times the sender's exec.
+    const bytes = 256 * 1024 * 1024;
+    await sh(r, 'b', `rm -f /tmp/nc.count; nc -l -p ${PORT} -e sh -c 'head -c ${bytes} | wc -c > /tmp/nc.count' >/dev/null 2>&1 </dev/null &`);
+    await sleepFor(200, ctx.signal); // let the listener bind
     const t = await timed(() => sh(r, 'a', `dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null | nc ${addrB}%eth0 ${PORT}`, 300_000, ctx.signal));
+    const got = await retry({ what: "the receiver's byte count", deadlineMs: 10_000, delayMs: 50, signal: ctx.signal }, async () => {
+      const n = Number((await sh(r, 'b', 'cat /tmp/nc.count 2>/dev/null || echo -1')).trim());
+      if (n < 0) throw new Error('the receiver wrote no count');
+      return n;
+    });
+    if (got !== bytes) throw new Error(`nc delivered ${got} of ${bytes} bytes`);
     return { wiring, round, bitsPerSecond: (bytes * 8) / (t.ms / 1000), rttMs };
   };
 
@@ -132,15 +140,27 @@ export async function netSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<
   };
   ctx.defer(`remove bridge ${bridge}`, () => ctx.proc.run('ip', ['link', 'del', 'dev', bridge], { timeoutMs: 30_000, reject: false }));
 
+  // Untimed warm-up: TCG translates the guests' network paths and iperf3 on first use.
+  ctx.progress('warm-up transfer (not counted)');
+  await withTimeout(240_000, 'warm-up', ctx.signal, async () => {
+    await rtt(r, addrB, ctx.signal, busybox);
+    if (!busybox) await sh(r, 'a', `iperf3 -6 -c ${addrB}%eth0 -p ${PORT} -t 2 -J`, 120_000, ctx.signal);
+  });
+  // ABBA order (falcon, bridge, bridge, falcon, ...) so a drift of the machine hits both alike.
+  const order: Sample['wiring'][] = [];
+  for (let i = 0; i < rounds; i++) order.push(...(i % 2 ? (['bridge', 'falcon'] as const) : (['falcon', 'bridge'] as const)));
   const samples: Sample[] = [];
-  for (let i = 0; i < rounds; i++) {
-    samples.push(await withTimeout((seconds + 180) * 1000, 'measurement over the Falcon link', ctx.signal, () => measure('falcon', i)));
-    await toBridge();
-    try {
-      samples.push(await withTimeout((seconds + 180) * 1000, 'measurement over the bridge', ctx.signal, () => measure('bridge', i)));
-    } finally {
-      await toFalcon();
+  let wired: Sample['wiring'] = 'falcon';
+  try {
+    for (const [i, wiring] of order.entries()) {
+      if (wiring !== wired) {
+        await (wiring === 'bridge' ? toBridge() : toFalcon());
+        wired = wiring;
+      }
+      samples.push(await withTimeout((seconds + 180) * 1000, `measurement over the ${wiring === 'falcon' ? 'Falcon link' : 'bridge'}`, ctx.signal, () => measure(wiring, i >> 1)));
     }
+  } finally {
+    if (wired === 'bridge') await toFalcon();
   }
   const brNf = await readFile('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').then((s) => s.trim() === '1', () => false);
   const f = samples.filter((s) => s.wiring === 'falcon');
@@ -148,7 +168,7 @@ export async function netSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<
   const bps = (xs: Sample[]) => stats(xs.map((s) => s.bitsPerSecond)).median;
   const ms = (xs: Sample[]) => stats(xs.map((s) => s.rttMs ?? NaN)).median;
   const mbit = (x: number) => `${(x / 1e6).toFixed(0)} Mbit/s`;
-  const what = busybox ? `busybox nc, 64 MiB of zeros a->b (FALLBACK: ${fallback ?? 'asked for tiny'})` : `iperf3 TCP a->b, ${seconds} s`;
+  const what = busybox ? `busybox nc, 256 MiB of zeros a->b (FALLBACK: ${fallback ?? 'asked for tiny'})` : `iperf3 TCP a->b, ${seconds} s`;
   const rows: Row[] = [
     {
       section: 'net',

@@ -2,7 +2,7 @@
  * `npm run bench`: Falcon's figures, each beside a baseline measured in the same run (these
  * machines are noisy), as a table on stdout and JSON in bench/results/<timestamp>.json.
  *
- *   npm run bench                       # everything (~15 min on 2 cores under TCG)
+ *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
  *   npm run bench -- --only exec,disk   # some sections: launch, destroy, exec, disk, net, memory
  *
@@ -27,7 +27,7 @@ const SECTIONS = ['launch', 'destroy', 'exec', 'memory', 'disk', 'net'] as const
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--no-build] [--keep-big-image] [--verbose]
-  --quick           fewer iterations (a smoke run: ~5 min)
+  --quick           fewer iterations (a smoke run: ~2-3 min)
   --only a,b        run these sections only
   --net-image NAME  image for the link throughput section (default debian-12; tiny uses busybox nc)
   --no-build        do not build debian-12 when it is missing (fall back to tiny)
