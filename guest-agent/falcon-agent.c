@@ -631,6 +631,10 @@ static void open_channel(void) {
     if (path) {
       chan_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
       if (chan_fd >= 0) {
+        /* virtio_console signals SIGIO when a host connects: the loop probes at once instead
+         * of waiting for the next timed probe. */
+        if (fcntl(chan_fd, F_SETOWN, getpid()) < 0 || fcntl(chan_fd, F_SETFL, fcntl(chan_fd, F_GETFL) | O_ASYNC) < 0)
+          logmsg("cannot ask for SIGIO on %s: %s; probing every %d ms", path, strerror(errno), DISCONNECTED_PROBE_MS);
         logmsg("serving on %s", path);
         connected = 0;
         next_probe_at = 0;
@@ -742,6 +746,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_sigchld;
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
   sigaction(SIGCHLD, &sa, NULL);
+  sigaction(SIGIO, &sa, NULL); /* a host connected to the port: wake the loop the same way */
 
   open_channel();
   if (unix_path) logmsg("listening on %s", unix_path);
@@ -817,7 +822,10 @@ int main(int argc, char **argv) {
     }
     now = now_ms();
 
-    if (fds[0].revents) reap();
+    if (fds[0].revents) {
+      reap();
+      if (!connected) next_probe_at = now; /* maybe SIGIO: look for the host now */
+    }
 
     if (listen_idx >= 0 && (fds[listen_idx].revents & POLLIN)) {
       int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);

@@ -29,8 +29,9 @@ step "unit tests"
 npx vitest run --project unit
 
 step "base image tiny"
-if ! node bin/falcon.js image inspect tiny >/dev/null 2>&1; then
-  node bin/falcon.js image build tiny
+# Built when missing, rebuilt when its recipe has changed since.
+if ! node bin/falcon.js image inspect tiny --json 2>/dev/null | node -e 'process.exit(JSON.parse(require("fs").readFileSync(0, "utf8")).staleRecipe ? 1 : 0)'; then
+  node bin/falcon.js image build tiny --force
 fi
 
 step "end-to-end tests"

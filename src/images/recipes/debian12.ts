@@ -33,7 +33,7 @@ const MMDEBSTRAP_TIMEOUT_MS = 30 * 60_000;
 
 /** Makes the debian-12 recipe; the options exist for tests. */
 export function createDebian12Recipe(opts: RecipeOptions = {}): Recipe {
-  return defineRecipe({ name: 'debian-12', version: 1, description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG', build: buildDebian12 }, opts);
+  return defineRecipe({ name: 'debian-12', version: 2, description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG', build: buildDebian12 }, opts);
 }
 
 export const debian12Recipe: Recipe = createDebian12Recipe();

@@ -26,7 +26,7 @@ export const TINY_DISK_SIZE = '256M';
 
 /** Makes the tiny recipe; the options exist for tests. */
 export function createTinyRecipe(opts: RecipeOptions = {}): Recipe {
-  return defineRecipe({ name: 'tiny', version: 1, description: 'Debian 6.1 kernel + busybox, boots in seconds under TCG (default image)', build: buildTiny }, opts);
+  return defineRecipe({ name: 'tiny', version: 2, description: 'Debian 6.1 kernel + busybox, boots in seconds under TCG (default image)', build: buildTiny }, opts);
 }
 
 export const tinyRecipe: Recipe = createTinyRecipe();
