@@ -3,21 +3,25 @@ import { sleep } from '../util/abort.js';
 import { pidAlive } from '../util/fs.js';
 
 /**
- * Pids of processes whose command line contains `needle` as one argument. Finds a topology's
- * QEMUs even when the CLI died before recording them (the pid file path is unique to the node).
+ * For each needle, the pids of processes whose command line has it as one argument: one pass
+ * over /proc for all of them. Finds a topology's QEMUs even when the CLI died before recording
+ * them (each node's pid-file path is unique).
  */
-export async function findProcessesWithArg(needle: string): Promise<number[]> {
-  const out: number[] = [];
+export async function findProcessesWithArgs(needles: readonly string[]): Promise<Map<string, number[]>> {
+  const out = new Map(needles.map((n) => [n, [] as number[]]));
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      if (args.includes(needle)) out.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
+    const args = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''); // exited while we looked
+    if (!args) continue;
+    for (const a of args.split('\0')) out.get(a)?.push(Number(entry));
   }
   return out;
+}
+
+/** Whether process `pid` runs with `arg` as one of its arguments. */
+export async function processHasArg(pid: number, arg: string): Promise<boolean> {
+  const args = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return args.split('\0').includes(arg);
 }
 
 /** Wait until the process is gone; true if it went within the deadline. */

@@ -23,7 +23,7 @@ import { consoleLogger, type Logger } from '../util/log.js';
 import { FalconPaths } from './paths.js';
 import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
 import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
-import { logTails, startVm, stopVm, vmPids, vmRunning } from './vm.js';
+import { allVmPids, logTails, startVm, stopVm, vmPids, vmRunning } from './vm.js';
 
 export interface RunnerOptions {
   /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
@@ -348,7 +348,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const vm = await startVm(this.proc, this.paths, n.name, ns.qemuArgs!, ns.fdDevices);
     const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
     const ac = new AbortController();
-    const sig = combineSignals(undefined, signal, ac.signal);
+    using combined = combineSignals(undefined, signal, ac.signal);
+    const sig = combined.signal;
     const died = vm.exited.then(({ code, signal: s }) => {
       ac.abort();
       throw new Error(`QEMU exited (${s ? `signal ${s}` : `code ${code}`}) before the guest was ready`);
@@ -473,7 +474,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await qmpOnce(this.paths.sockets(node).qmp, 'system_reset');
     this.log.log({ kind: 'node', node, state: 'reset' });
     const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
-    await this.waitReady(n, ns, deadlineMs, combineSignals(undefined, opts.signal));
+    await this.waitReady(n, ns, deadlineMs, opts.signal ?? new AbortController().signal);
     if (n.doSetup) await this.execOn(node, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000 }, setupCommandLine(n));
     this.log.log({ kind: 'node', node, state: 'ready' });
   }
@@ -548,7 +549,8 @@ export class Runner extends Topology implements AsyncDisposable {
     await using _lock = await this.lock('destroy');
     this.execConns.closeAll();
     const started = Date.now();
-    await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name)));
+    const pids = await allVmPids(this.paths, spec.nodes.map((n) => n.name));
+    await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name, undefined, pids.get(n.name))));
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
     if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
       this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });

@@ -3,10 +3,10 @@
  * to `.falcon/<node>.out` and `.err`, its pid to `.falcon/<node>.pid`.
  */
 import { openSync, closeSync, promises as fs } from 'node:fs';
-import { findProcessesWithArg, terminate, waitForExit } from '../host/procs.js';
+import { findProcessesWithArgs, processHasArg, terminate, waitForExit } from '../host/procs.js';
 import type { ProcessRunner } from '../host/process.js';
 import { qmpOnce } from '../host/qmp.js';
-import { pidAlive, tail } from '../util/fs.js';
+import { tail } from '../util/fs.js';
 import type { FalconPaths } from './paths.js';
 
 export interface StartedVm {
@@ -34,16 +34,20 @@ export async function startVm(
   }
 }
 
-/** Pids of the node's QEMU processes, found by their unique pid-file argument. */
+/**
+ * Pids of the node's QEMU: the pid file when it names a QEMU of this node (the common case, one
+ * read), else a scan of /proc for the node's unique pid-file argument.
+ */
 export async function vmPids(paths: FalconPaths, node: string): Promise<number[]> {
-  const found = new Set(await findProcessesWithArg(paths.pidFile(node)));
   const recorded = Number((await fs.readFile(paths.pidFile(node), 'utf8').catch(() => '')).trim());
-  if (recorded > 0 && pidAlive(recorded) && found.size === 0) {
-    // The pid file alone is not proof: the pid may have been reused by another program.
-    const cmd = await fs.readFile(`/proc/${recorded}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(paths.pidFile(node))) found.add(recorded);
-  }
-  return [...found];
+  if (recorded > 0 && (await processHasArg(recorded, paths.pidFile(node)))) return [recorded];
+  return (await findProcessesWithArgs([paths.pidFile(node)])).get(paths.pidFile(node))!;
+}
+
+/** Every QEMU of these nodes, pid file or not, in one scan of /proc: what destroy must stop. */
+export async function allVmPids(paths: FalconPaths, nodes: readonly string[]): Promise<Map<string, number[]>> {
+  const found = await findProcessesWithArgs(nodes.map((n) => paths.pidFile(n)));
+  return new Map(nodes.map((n) => [n, found.get(paths.pidFile(n))!]));
 }
 
 export async function vmRunning(paths: FalconPaths, node: string): Promise<boolean> {
@@ -51,8 +55,8 @@ export async function vmRunning(paths: FalconPaths, node: string): Promise<boole
 }
 
 /** Ask QEMU to quit over QMP; SIGTERM then SIGKILL when it does not. */
-export async function stopVm(paths: FalconPaths, node: string, graceMs = 5000): Promise<void> {
-  const pids = await vmPids(paths, node);
+export async function stopVm(paths: FalconPaths, node: string, graceMs = 5000, known?: number[]): Promise<void> {
+  const pids = known ?? (await vmPids(paths, node));
   if (pids.length === 0) return;
   try {
     await qmpOnce(paths.sockets(node).qmp, 'quit', undefined, 2000);

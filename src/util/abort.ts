@@ -15,35 +15,35 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * A signal that aborts when any input aborts or after `timeoutMs`. Built from a controller and a
- * plain timer: on Node 20 `AbortSignal.any([AbortSignal.timeout(ms)])` can be garbage-collected
- * and never fire (nodejs/node#57736).
+ * A signal that aborts when any input aborts or after `timeoutMs`; dispose it (`using`) to drop
+ * its listeners and timer once the work is done. Built from a controller and a plain timer: on
+ * Node 20 `AbortSignal.any([AbortSignal.timeout(ms)])` can be garbage-collected and never fire
+ * (nodejs/node#57736).
  */
-export function combineSignals(timeoutMs?: number, ...signals: (AbortSignal | undefined)[]): AbortSignal {
+export function combineSignals(timeoutMs?: number, ...signals: (AbortSignal | undefined)[]): { signal: AbortSignal } & Disposable {
   const ac = new AbortController();
   const list = signals.filter((s): s is AbortSignal => !!s);
-  const already = list.find((s) => s.aborted);
-  if (already) {
-    ac.abort(already.reason);
-    return ac.signal;
-  }
   let timer: NodeJS.Timeout | undefined;
   const cleanup = () => {
-    if (timer) clearTimeout(timer);
+    clearTimeout(timer);
     for (const s of list) s.removeEventListener('abort', onAbort);
   };
   const onAbort = (e: Event) => {
     cleanup();
     ac.abort((e.target as AbortSignal).reason);
   };
-  for (const s of list) s.addEventListener('abort', onAbort, { once: true });
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
-      cleanup();
-      ac.abort(new TimeoutError(`timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
+  const already = list.find((s) => s.aborted);
+  if (already) ac.abort(already.reason);
+  else {
+    for (const s of list) s.addEventListener('abort', onAbort, { once: true });
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        cleanup();
+        ac.abort(new TimeoutError(`timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+    }
   }
-  return ac.signal;
+  return { signal: ac.signal, [Symbol.dispose]: cleanup };
 }
 
 export class TimeoutError extends Error {
