@@ -123,7 +123,7 @@ async function measureImage(ctx: Ctx, image: string, counts: { overlay: number; 
       falcon: fmtMs(s.copy.median),
       baseline: fmtMs(s.cp.median),
       ratio: ratio(s.copy.median, s.cp.median),
-      note: `qemu-img convert qcow2 -> qcow2; ${(size / MiB / (s.copy.median / 1000)).toFixed(0)} MiB/s vs cp ${(size / MiB / (s.cp.median / 1000)).toFixed(0)} MiB/s`,
+      note: `Falcon copies the file (reflink where possible); ${(size / MiB / (s.copy.median / 1000)).toFixed(0)} MiB/s vs cp ${(size / MiB / (s.cp.median / 1000)).toFixed(0)} MiB/s`,
     },
   ];
   return { rows, data: { image, fileBytes: size, stats: s, samples: { overlay, rawOverlay, copy, cp } } };
