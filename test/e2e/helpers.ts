@@ -1,13 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Runner, type RunnerOptions } from '../../src/index.js';
 import { consoleLogger } from '../../src/util/log.js';
 
-/** A fresh temp folder for a test's falcon dir and files. */
+const made: string[] = [];
+// Tests check that destroy removed what is Falcon's; the folders they made are theirs to remove.
+process.on('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** A fresh temp folder for a test's falcon dir and files, removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `falcon-e2e-${prefix}-`));
+  const d = mkdtempSync(path.join(os.tmpdir(), `falcon-e2e-${prefix}-`));
+  made.push(d);
+  return d;
 }
 
 export function newRunner(name: string, dir: string, o: RunnerOptions = {}): Runner {

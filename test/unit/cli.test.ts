@@ -1,12 +1,20 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Runner, gb, runCli, type ExtraCommand } from '../../src/index.js';
 import { silentLogger } from '../../src/util/log.js';
 import { levelFromEnv } from '../../src/util/log.js';
 
-function duo(dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-cli-'))) {
+const made: string[] = [];
+const tmp = (prefix: string) => {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+};
+afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function duo(dir = tmp('falcon-cli-')) {
   const d = new Runner('duo', { falconDir: path.join(dir, '.falcon'), logger: silentLogger, imageDir: path.join(dir, 'images') });
   const v = d.node('violin', 'tiny', 1, gb(1));
   const p = d.node('piano', 'tiny', 1, gb(1));
@@ -74,13 +82,13 @@ describe('topology CLI', () => {
 
   it('moves state with --falcon-dir', async () => {
     const d = duo();
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-cli-dir-'));
+    const dir = tmp('falcon-cli-dir-');
     const j = JSON.parse((await cli(d, ['--falcon-dir', dir, 'info', '--json'])).out);
     expect(j.falconDir).toBe(dir);
   });
 
   it('the generic falcon CLI explains a missing .falcon directory', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-none-'));
+    const dir = tmp('falcon-none-');
     const r = await cli(undefined, ['--falcon-dir', path.join(dir, '.falcon'), 'exec', 'violin', 'true']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/topology.json does not exist: no topology has been launched/);

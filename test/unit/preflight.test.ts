@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ describe('preflight: the topology against the host', () => {
     t.softnpuLink(a, b);
     const store = new ImageStore({ root: path.join(dir, 'images'), runner: recordingRunner(), log: silentLogger });
     const problems = (await hostReferenceProblems(t.toSpec(), store)).map((p) => `${p.path}: ${p.message}`);
+    rmSync(dir, { recursive: true, force: true });
     expect(problems).toEqual([
       `nodes.a.mounts[0]: mount source ${path.join(dir, 'missing')} does not exist; create it or fix the path`,
       `nodes.a.mounts[1]: mount source ${file} is not a folder; mount its parent folder`,
