@@ -2,14 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll } from 'vitest';
 import { Runner, type RunnerOptions } from '../../src/index.js';
 import { consoleLogger } from '../../src/util/log.js';
 
 const made: string[] = [];
-// Tests check that destroy removed what is Falcon's; the folders they made are theirs to remove.
-process.on('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+// Tests check that destroy removed what is Falcon's; the folders they made are theirs to remove
+// (each test file evaluates this module afresh, so this runs after each file).
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
-/** A fresh temp folder for a test's falcon dir and files, removed when the test process exits. */
+/** A fresh temp folder for a test's falcon dir and files, removed after the test file. */
 export function tempDir(prefix: string): string {
   const d = mkdtempSync(path.join(os.tmpdir(), `falcon-e2e-${prefix}-`));
   made.push(d);
