@@ -154,8 +154,7 @@ export class Runner extends Topology implements AsyncDisposable {
       persistent: this.persistent,
       ...options,
     });
-    for (const [k, v] of this.nodes) r.nodes.set(k, structuredClone(v));
-    r.links.push(...structuredClone(this.links));
+    r.adopt(this.toSpec());
     return r;
   }
 
@@ -165,18 +164,17 @@ export class Runner extends Topology implements AsyncDisposable {
     return this.paths.sockets(node).console;
   }
 
-  /** Replace the declared topology with a saved one. */
+  /** Take `spec` as the topology to act on (a saved one, or the program's for a derived runner). */
   private adopt(spec: TopologySpec): void {
-    const t = Topology.fromSpec(spec);
     this.nodes.clear();
-    for (const n of t.toSpec().nodes) this.nodes.set(n.name, n);
-    this.links.splice(0, this.links.length, ...spec.links);
+    for (const n of spec.nodes) this.nodes.set(n.name, structuredClone(n));
+    this.links.splice(0, this.links.length, ...structuredClone(spec.links));
     this.loaded = true;
   }
 
   /**
-   * The topology the operations act on: the one declared in code, or when that is empty (a CLI
-   * command from the `.falcon` directory alone) the saved one.
+   * The topology the operations act on: the one declared in code, or, for a runner that declared
+   * nothing (the generic CLI, working from a `.falcon` directory alone), the saved one.
    */
   private async effectiveSpec(): Promise<TopologySpec> {
     if (this.nodes.size > 0 || this.loaded) return this.toSpec();
