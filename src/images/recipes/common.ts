@@ -3,6 +3,7 @@ import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildAgent } from '../../guest/agent-build.js';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
+import { buildInitramfs, type ModuleInfo } from './initramfs.js';
 
 /** Returns the path of a static falcon-agent binary for the guest. */
 export type AgentProvider = (ctx: RecipeContext) => Promise<string>;
@@ -79,4 +80,27 @@ export function defineRecipe(
   opts: RecipeOptions = {},
 ): Recipe {
   return { name: r.name, version: r.version, description: r.description, build: (ctx) => r.build(ctx, opts.agent ?? defaultAgentBinary) };
+}
+
+/**
+ * The boot files of a direct-boot image: `initrd.img` (the busybox initramfs that mounts the
+ * root disk) and `vmlinuz` (the kernel), in ctx.outDir.
+ */
+export async function writeBootFiles(
+  ctx: RecipeContext,
+  o: { busybox: string; kernelTree: string; release: string; modules: ReadonlyMap<string, ModuleInfo> },
+): Promise<void> {
+  const initrd = await buildInitramfs({
+    runner: ctx.runner,
+    busybox: o.busybox,
+    kernelTree: o.kernelTree,
+    release: o.release,
+    modules: o.modules,
+    init: await guestFile('initramfs-init.sh'),
+    workDir: ctx.workDir,
+    stripSignatures: true,
+    signal: ctx.signal,
+  });
+  await writeFile(join(ctx.outDir, 'initrd.img'), initrd);
+  await installKernel(ctx, join(o.kernelTree, 'boot'), o.release, join(ctx.outDir, 'vmlinuz'));
 }

@@ -7,8 +7,8 @@ import { chmod, copyFile, mkdir, readFile, readdir, rm, symlink, writeFile } fro
 import { join } from 'node:path';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 import { debPath, downloadDebs, extractDeb, resolvePackage, type DebContext } from './debian-packages.js';
-import { buildInitramfs, depmod, parseModulesDep } from './initramfs.js';
-import { defineRecipe, guestFile, installKernel, makeDiskImage, type AgentProvider, type RecipeOptions } from './common.js';
+import { depmod, parseModulesDep } from './initramfs.js';
+import { defineRecipe, guestFile, makeDiskImage, writeBootFiles, type AgentProvider, type RecipeOptions } from './common.js';
 
 export const DEBIAN12_PACKAGES = [
   'systemd-sysv',
@@ -101,21 +101,9 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
   await pruneModules(ctx, root, release);
 
   step('building the kernel and initramfs');
-  await installKernel(ctx, join(root, 'boot'), release, join(ctx.outDir, 'vmlinuz'));
   // The kernel package's postinst ran depmod in the chroot.
   const modules = parseModulesDep(await readFile(join(root, 'lib/modules', release, 'modules.dep'), 'utf8'));
-  const initrd = await buildInitramfs({
-    runner,
-    busybox: join(bbTree, 'bin/busybox'),
-    kernelTree: root,
-    release,
-    modules,
-    init: await guestFile('initramfs-init.sh'),
-    workDir: ctx.workDir,
-    stripSignatures: true,
-    signal,
-  });
-  await writeFile(join(ctx.outDir, 'initrd.img'), initrd);
+  await writeBootFiles(ctx, { busybox: join(bbTree, 'bin/busybox'), kernelTree: root, release, modules });
 
   step(`making the ${DEBIAN12_DISK_SIZE} ext4 disk`);
   await makeDiskImage(ctx, root, join(ctx.outDir, 'disk.qcow2'), DEBIAN12_DISK_SIZE, 'falcon-root');

@@ -7,8 +7,8 @@ import { chmod, copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:f
 import { dirname, join } from 'node:path';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 import { downloadDebs, debPath, extractDeb, resolveKernelPackage, resolvePackage, type DebContext } from './debian-packages.js';
-import { buildInitramfs, depmod, installModules, moduleClosure, parseModulesDep, INITRAMFS_MODULES } from './initramfs.js';
-import { defineRecipe, guestFile, installKernel, makeDiskImage, type AgentProvider, type RecipeOptions } from './common.js';
+import { depmod, installModules, moduleClosure, parseModulesDep, INITRAMFS_MODULES } from './initramfs.js';
+import { defineRecipe, guestFile, makeDiskImage, writeBootFiles, type AgentProvider, type RecipeOptions } from './common.js';
 
 /** Modules on the root disk: the initramfs set plus what rcS loads, with their dependencies. */
 export const TINY_ROOT_MODULES = [...INITRAMFS_MODULES, 'virtio_net', 'virtio_console', '9pnet_virtio', '9p'] as const;
@@ -55,19 +55,7 @@ async function buildTiny(ctx: RecipeContext, agentProvider: AgentProvider): Prom
   const busybox = join(bbTree, 'bin/busybox');
 
   step('building the initramfs');
-  const initrd = await buildInitramfs({
-    runner,
-    busybox,
-    kernelTree,
-    release,
-    modules,
-    init: await guestFile('initramfs-init.sh'),
-    workDir: ctx.workDir,
-    stripSignatures: true,
-    signal,
-  });
-  await writeFile(join(ctx.outDir, 'initrd.img'), initrd);
-  await installKernel(ctx, join(kernelTree, 'boot'), release, join(ctx.outDir, 'vmlinuz'));
+  await writeBootFiles(ctx, { busybox, kernelTree, release, modules });
 
   step('building the root file system');
   const root = join(ctx.workDir, 'root');
