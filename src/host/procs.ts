@@ -1,5 +1,5 @@
 import { promises as fs, readFileSync } from 'node:fs';
-import { sleep } from '../util/abort.js';
+import { retry } from '../util/retry.js';
 import { pidAlive } from '../util/fs.js';
 
 /**
@@ -26,12 +26,14 @@ export async function processHasArg(pid: number, arg: string): Promise<boolean> 
 
 /** Wait until the process is gone; true if it went within the deadline. */
 export async function waitForExit(pid: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (pidAlive(pid) && !isZombie(pid)) {
-    if (Date.now() > end) return false;
-    await sleep(20, signal);
-  }
-  return true;
+  // A process that is not our child cannot be waited for: watch /proc instead.
+  return retry({ what: `waiting for process ${pid} to exit`, deadlineMs: timeoutMs, delayMs: 20, signal }, async () => {
+    if (pidAlive(pid) && !isZombie(pid)) throw new Error(`process ${pid} is still running`);
+    return true;
+  }).catch((e) => {
+    if (signal?.aborted) throw e;
+    return false;
+  });
 }
 
 /** An exited process not yet reaped by its parent still answers kill(0); its state is Z. */
