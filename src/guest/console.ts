@@ -9,8 +9,9 @@
  * So a second client would hang silently: `connect` looks in /proc/net/unix first and either
  * fails with `ConsoleBusyError` or, with `ifBusy: 'wait'`, queues on purpose.
  */
+import { tail } from '../util/fs.js';
 import { closeSync, openSync } from 'node:fs';
-import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { basename, dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -155,25 +156,7 @@ export function visibleTail(s: string, chars = TAIL_CHARS): string {
  * characters made visible; '' if the file does not exist. For error messages.
  */
 export async function tailFile(path: string, bytes = TAIL_CHARS): Promise<string> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw err;
-  }
-  try {
-    const { size } = await fh.stat();
-    const len = Math.min(size, bytes);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    // Drop a UTF-8 sequence cut in half at the start.
-    let start = 0;
-    while (start < Math.min(3, len) && (buf[start]! & 0xc0) === 0x80) start++;
-    return visibleControlChars(buf.subarray(start).toString('utf8'));
-  } finally {
-    await fh.close();
-  }
+  return visibleControlChars(await tail(path, bytes));
 }
 
 /** How many clients QEMU has accepted on a listening socket, or undefined if unknown. */

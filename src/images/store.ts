@@ -6,14 +6,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, createReadStream } from 'node:fs';
-import { chmod, copyFile, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { HostCommandError, type ProcessRunner } from '../host/process.js';
 import { QemuImg, type QemuImgInfo } from '../host/qemu-img.js';
 import type { Logger } from '../util/log.js';
 import { download, type DownloadProgress } from './download.js';
 import { acquireLock } from '../util/lock.js';
-import { pidAlive } from '../util/fs.js';
+import { exists, pidAlive, writeFileAtomic } from '../util/fs.js';
 import { imageNameProblem, parseImageMeta } from './meta.js';
 import { builtinRecipes } from './recipes/index.js';
 import type { BootMethod, ExecMethod, ImageMeta, LoginInfo, Recipe } from './types.js';
@@ -728,9 +728,7 @@ export class ImageStore {
     checkSegment(topology, 'topology name');
     const dir = path.join(this.topoDir, topology);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = path.join(dir, `.${OWNER_FILE}.${process.pid}.tmp`);
-    await writeFile(tmp, owner + '\n', { mode: 0o600 });
-    await rename(tmp, path.join(dir, OWNER_FILE));
+    await writeFileAtomic(path.join(dir, OWNER_FILE), owner + '\n');
   }
 
   // ---- snapshots -----------------------------------------------------------------------------
@@ -1112,13 +1110,6 @@ function errno(err: unknown): string | undefined {
 function firstLine(err: unknown, preferStderr = false): string {
   if (preferStderr && err instanceof HostCommandError && err.stderr.trim()) return err.stderr.trim().split('\n')[0]!;
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function realOrResolved(p: string): Promise<string> {

@@ -28,15 +28,19 @@ export async function tail(file: string, bytes = 2000): Promise<string> {
   let fh;
   try {
     fh = await fs.open(file, 'r');
-  } catch {
-    return '';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
   }
   try {
     const { size } = await fh.stat();
     const len = Math.min(size, bytes);
     const buf = Buffer.alloc(len);
     await fh.read(buf, 0, len, size - len);
-    return buf.toString('utf8');
+    // Drop a UTF-8 sequence cut in half at the start.
+    let start = 0;
+    while (start < Math.min(3, len) && (buf[start]! & 0xc0) === 0x80) start++;
+    return buf.subarray(start).toString('utf8');
   } finally {
     await fh.close();
   }
