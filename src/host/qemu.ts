@@ -51,7 +51,10 @@ export function qemuArgs(c: QemuNodeConfig): string[] {
   if (n.mounts.length > MAX_MOUNTS) throw new Error(`node "${n.name}" has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit`);
   const a: string[] = [
     '-name', `${c.topology}.${n.name},process=falcon-${n.name}`.slice(0, 200),
-    '-machine', c.accel === 'kvm' ? 'pc,accel=kvm' : 'pc,accel=tcg',
+    // One -accel option carries the accelerator and its properties; QEMU refuses it beside
+    // `-machine accel=`.
+    '-machine', 'pc',
+    '-accel', c.accel === 'kvm' ? 'kvm' : n.cores > 1 ? 'tcg,thread=multi' : 'tcg',
     '-smp', String(n.cores),
     '-m', `${n.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',
@@ -70,7 +73,6 @@ export function qemuArgs(c: QemuNodeConfig): string[] {
   ];
   // Under TCG QEMU's default CPU model boots faster than `max` (fewer features to emulate).
   if (c.accel === 'kvm') a.push('-cpu', 'host');
-  if (c.accel === 'tcg' && n.cores > 1) a.push('-accel', 'tcg,thread=multi');
   if (c.boot.method === 'direct') {
     a.push('-kernel', c.boot.kernel, '-append', c.boot.cmdline);
     if (c.boot.initrd) a.push('-initrd', c.boot.initrd);

@@ -38,6 +38,18 @@ describe('disposal', () => {
   });
 });
 
+describe('multi-core node', () => {
+  it('a 2-core tiny node boots and its guest counts 2 CPUs', async () => {
+    const dir = tempDir('cores');
+    await using d = newRunner('cores', dir);
+    d.node('quad', 'tiny', 2, mb(512));
+    await d.launch();
+    const r = await d.exec('quad', 'grep -c ^processor /proc/cpuinfo; nproc');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString().trim().split(/\s+/)).toEqual(['2', '2']);
+  });
+});
+
 describe('solo: one node with a mounted host folder', () => {
   const dir = tempDir('solo');
   const bay = path.join(dir, 'cargo-bay');

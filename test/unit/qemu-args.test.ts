@@ -31,16 +31,22 @@ function values(args: string[], opt: string): string[] {
 }
 
 describe('qemu arguments', () => {
-  it('uses TCG with multi-threading, cores and memory as declared', () => {
-    const a = qemuArgs(config());
-    expect(values(a, '-machine')).toEqual(['pc,accel=tcg']);
-    expect(values(a, '-cpu')).toEqual([]);
-    expect(values(a, '-smp')).toEqual(['2']);
-    expect(values(a, '-m')).toEqual(['1024M']);
-    expect(values(a, '-accel')).toEqual(['tcg,thread=multi']);
-    const k = qemuArgs(config({ accel: 'kvm' }));
-    expect(values(k, '-machine')).toEqual(['pc,accel=kvm']);
-    expect(values(k, '-cpu')).toEqual(['host']);
+  it.each([
+    ['tcg', 1, 'tcg', []],
+    ['tcg', 4, 'tcg,thread=multi', []],
+    ['kvm', 1, 'kvm', ['host']],
+    ['kvm', 2, 'kvm', ['host']],
+  ] as const)('%s with %i core(s): one -accel option and no accel= on -machine', (accel, cores, accelOpt, cpu) => {
+    const base = config({ accel });
+    const a = qemuArgs({ ...base, node: { ...base.node, cores } });
+    expect(values(a, '-machine')).toEqual(['pc']);
+    expect(values(a, '-accel')).toEqual([accelOpt]);
+    expect(values(a, '-cpu')).toEqual(cpu);
+    expect(values(a, '-smp')).toEqual([String(cores)]);
+  });
+
+  it('gives the declared memory', () => {
+    expect(values(qemuArgs(config()), '-m')).toEqual(['1024M']);
   });
 
   it('puts QMP, console (with its log) and the exec port on sockets', () => {
