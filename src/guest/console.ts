@@ -15,6 +15,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { basename, dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { FalconError } from '../util/errors.js';
 
 /** Longest path connect(2) accepts for a Unix socket (sun_path is 108 bytes with the NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -23,25 +24,26 @@ const TAIL_CHARS = 2000;
 const LOOKBACK = 4096;
 
 /** The node's QEMU is not running: no socket, or nobody listening on it. */
-export class ConsoleNotRunningError extends Error {
+export class ConsoleNotRunningError extends FalconError {
   override name = 'ConsoleNotRunningError';
   constructor(
     readonly nodeName: string,
     readonly socketPath: string,
     options?: { cause?: unknown },
   ) {
-    super(`node ${nodeName} is not running (no console at ${socketPath}); start it with \`hyperstart ${nodeName}\``, options);
+    super('CONSOLE_NOT_RUNNING', `node ${nodeName} is not running (no console at ${socketPath}); start it with \`hyperstart ${nodeName}\``, options);
   }
 }
 
 /** Another client holds the console, and QEMU serves one at a time. */
-export class ConsoleBusyError extends Error {
+export class ConsoleBusyError extends FalconError {
   override name = 'ConsoleBusyError';
   constructor(
     readonly nodeName: string,
     readonly socketPath: string,
   ) {
     super(
+      'CONSOLE_BUSY',
       `node ${nodeName}'s console (${socketPath}) is in use by another client, and QEMU serves one at a time; ` +
         `leave the other session first (ctrl-q in its \`falcon serial ${nodeName}\`), ` +
         `or find who holds it: \`ss -xp | grep ${basename(socketPath)}\` shows QEMU's end and the other end's inode, ` +
@@ -51,7 +53,7 @@ export class ConsoleBusyError extends Error {
 }
 
 /** A wait on the console ended without a match; the message ends with what was received. */
-export class ConsoleWaitError extends Error {
+export class ConsoleWaitError extends FalconError {
   override name = 'ConsoleWaitError';
   constructor(
     /** One line: what went wrong. */
@@ -61,6 +63,7 @@ export class ConsoleWaitError extends Error {
     options?: { cause?: unknown; reason?: 'timeout' | 'aborted' | 'closed' | 'failed' },
   ) {
     super(
+      'CONSOLE_WAIT',
       tail
         ? `${summary}\n--- last output received ---\n${tail}\n--- end ---`
         : `${summary} (nothing was received)`,

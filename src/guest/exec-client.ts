@@ -31,6 +31,7 @@ import {
   type Frame,
   type HelloAck,
 } from './exec-protocol.js';
+import { FalconError } from '../util/errors.js';
 
 export interface ExecResult {
   /** Exit status, or null when the command was killed by a signal. */
@@ -77,29 +78,29 @@ const HELLO_RESEND_MS = 3000;
 const TAIL_BYTES = 2048;
 
 export type ExecChannelErrorCode =
-  | 'not-running' // no socket / nobody listening
-  | 'no-answer' // connected, but the agent did not complete the handshake in time
-  | 'busy' // the socket's backlog is full of other clients (retried until the connect timeout)
-  | 'version' // the agent speaks another protocol version
-  | 'protocol' // garbage on the stream
-  | 'connection-lost'
-  | 'agent-error' // the agent could not run the command (fork failed, bad request, ...)
-  | 'closed'; // this connection was closed by its owner
+  | 'EXEC_NOT_RUNNING' // no socket / nobody listening
+  | 'EXEC_NO_ANSWER' // connected, but the agent did not complete the handshake in time
+  | 'EXEC_BUSY' // the socket's backlog is full of other clients (retried until the connect timeout)
+  | 'EXEC_VERSION' // the agent speaks another protocol version
+  | 'EXEC_PROTOCOL' // garbage on the stream
+  | 'EXEC_CONNECTION_LOST'
+  | 'EXEC_AGENT_ERROR' // the agent could not run the command (fork failed, bad request, ...)
+  | 'EXEC_CLOSED'; // this connection was closed by its owner
 
 /** Any failure of the exec channel itself (not of the command, whose status is in ExecResult). */
-export class ExecChannelError extends Error {
+export class ExecChannelError extends FalconError {
   override name = 'ExecChannelError';
   constructor(
-    readonly code: ExecChannelErrorCode,
+    override readonly code: ExecChannelErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 }
 
 /** The command outlived its timeout and was killed; carries what it printed. */
-export class ExecTimeoutError extends Error {
+export class ExecTimeoutError extends FalconError {
   override name = 'ExecTimeoutError';
   constructor(
     readonly command: string,
@@ -112,6 +113,7 @@ export class ExecTimeoutError extends Error {
     node?: string,
   ) {
     super(
+      'EXEC_TIMEOUT',
       `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed` +
         `${signal ? ` (it ended by ${signal})` : exitCode !== null ? ` (it exited ${exitCode})` : ''}: ${shorten(command)}\n` +
         `Raise the timeout if it needs longer.${describeTail(stdout, stderr)}`,
@@ -192,7 +194,7 @@ export class ExecConnection {
   }
 
   /**
-   * Connects and performs the handshake. Rejects with ExecChannelError 'not-running' when no
+   * Connects and performs the handshake. Rejects with ExecChannelError EXEC_NOT_RUNNING when no
    * QEMU serves the socket, 'no-answer' when the agent does not answer in time.
    */
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ExecConnection> {
@@ -208,7 +210,7 @@ export class ExecConnection {
         factor: 1.5,
         maxDelayMs: 500,
         signal: opts.signal,
-        retryIf: (e) => e instanceof ExecChannelError && e.code === 'busy',
+        retryIf: (e) => e instanceof ExecChannelError && e.code === 'EXEC_BUSY',
       },
       () => ExecConnection.connectOnce(socketPath, opts, Math.max(1, timeoutMs - (Date.now() - start))),
     );
@@ -241,7 +243,7 @@ export class ExecConnection {
         () =>
           finish(
             new ExecChannelError(
-              'no-answer',
+              'EXEC_NO_ANSWER',
               `The guest agent on ${where} did not answer within ${timeoutMs} ms. The guest may still be booting, ` +
                 'falcon-agent may not be running in it (check the serial console), or another falcon command is using ' +
                 'the exec channel (connections queue until it finishes); retry or raise the timeout.',
@@ -253,7 +255,7 @@ export class ExecConnection {
         if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
           finish(
             new ExecChannelError(
-              'not-running',
+              'EXEC_NOT_RUNNING',
               `Cannot exec on ${where}: the node is not running (${e.code === 'ENOENT' ? 'no such socket' : 'nobody is listening'}). ` +
                 'Launch the topology first, and check the node name.',
               { cause: e },
@@ -262,19 +264,19 @@ export class ExecConnection {
         } else if (e.code === 'EAGAIN') {
           finish(
             new ExecChannelError(
-              'busy',
+              'EXEC_BUSY',
               `The exec channel of ${where} is busy: other falcon commands are queued on it. Retry when they are done.`,
               { cause: e },
             ),
           );
         } else {
-          finish(new ExecChannelError('connection-lost', `Cannot connect to ${where}: ${e.message}`, { cause: e }));
+          finish(new ExecChannelError('EXEC_CONNECTION_LOST', `Cannot connect to ${where}: ${e.message}`, { cause: e }));
         }
       };
       const onClose = () =>
         finish(
           new ExecChannelError(
-            'connection-lost',
+            'EXEC_CONNECTION_LOST',
             `The exec channel of ${where} closed during the handshake; the node may be shutting down. Retry once it runs.`,
           ),
         );
@@ -296,26 +298,26 @@ export class ExecConnection {
           if (rest.length < HEADER_SIZE + len) return;
           frames = dec.push(rest.subarray(0, HEADER_SIZE + len));
         } catch (e) {
-          return finish(new ExecChannelError('protocol', `${where}: ${(e as Error).message}`, { cause: e }));
+          return finish(new ExecChannelError('EXEC_PROTOCOL', `${where}: ${(e as Error).message}`, { cause: e }));
         }
         const reply = frames[0]!;
         const leftover = Buffer.from(rest.subarray(HEADER_SIZE + reply.payload.length));
         if (reply.type === FrameType.Error) {
           const msg = reply.payload.toString('utf8');
           return finish(
-            new ExecChannelError(/version/i.test(msg) ? 'version' : 'agent-error', `The guest agent on ${where} refused the connection: ${msg}`),
+            new ExecChannelError(/version/i.test(msg) ? 'EXEC_VERSION' : 'EXEC_AGENT_ERROR', `The guest agent on ${where} refused the connection: ${msg}`),
           );
         }
         let ack: HelloAck;
         try {
           ack = decodeHelloAck(reply.payload);
         } catch (e) {
-          return finish(new ExecChannelError('protocol', `${where}: ${(e as Error).message}`, { cause: e }));
+          return finish(new ExecChannelError('EXEC_PROTOCOL', `${where}: ${(e as Error).message}`, { cause: e }));
         }
         if (ack.version !== PROTOCOL_VERSION) {
           return finish(
             new ExecChannelError(
-              'version',
+              'EXEC_VERSION',
               `The guest agent on ${where} speaks exec protocol ${ack.version}, this falcon speaks ${PROTOCOL_VERSION}: rebuild the node's image.`,
             ),
           );
@@ -410,7 +412,7 @@ export class ExecConnection {
       };
       const t = setTimeout(() => {
         cleanup();
-        reject(new ExecChannelError('no-answer', `The guest agent on ${this.where()} did not answer a ping within ${timeoutMs} ms.`));
+        reject(new ExecChannelError('EXEC_NO_ANSWER', `The guest agent on ${this.where()} did not answer a ping within ${timeoutMs} ms.`));
       }, timeoutMs);
       const onAbort = () => {
         cleanup();
@@ -437,7 +439,7 @@ export class ExecConnection {
    * execs reject with ExecChannelError 'closed'.
    */
   close(): void {
-    if (!this.failure) this.fail(new ExecChannelError('closed', `The exec connection to ${this.where()} was closed.`));
+    if (!this.failure) this.fail(new ExecChannelError('EXEC_CLOSED', `The exec connection to ${this.where()} was closed.`));
     this.socket.end();
     // QEMU and the agent close on our FIN; don't let a silent peer keep the socket around.
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -457,7 +459,7 @@ export class ExecConnection {
 
   private lost(cause?: Error): ExecChannelError {
     return new ExecChannelError(
-      'connection-lost',
+      'EXEC_CONNECTION_LOST',
       `The exec channel of ${this.where()} closed unexpectedly${cause ? ` (${cause.message})` : ''}; the node may have stopped or rebooted.`,
       { cause },
     );
@@ -469,7 +471,7 @@ export class ExecConnection {
     this.failure = err;
     for (const id of [...this.pending.keys()]) this.settle(id, err);
     for (const p of [...this.pings.values()]) p.reject(err);
-    if (!(err instanceof ExecChannelError && err.code === 'closed')) this.socket.destroy();
+    if (!(err instanceof ExecChannelError && err.code === 'EXEC_CLOSED')) this.socket.destroy();
   }
 
   private onData(chunk: Buffer): void {
@@ -477,14 +479,14 @@ export class ExecConnection {
     try {
       frames = this.decoder.push(chunk);
     } catch (e) {
-      this.fail(new ExecChannelError('protocol', `${this.where()}: ${(e as Error).message}`, { cause: e }));
+      this.fail(new ExecChannelError('EXEC_PROTOCOL', `${this.where()}: ${(e as Error).message}`, { cause: e }));
       return;
     }
     for (const f of frames) {
       try {
         this.onFrame(f);
       } catch (e) {
-        const err = e instanceof ProtocolError ? new ExecChannelError('protocol', `${this.where()}: ${e.message}`, { cause: e }) : e;
+        const err = e instanceof ProtocolError ? new ExecChannelError('EXEC_PROTOCOL', `${this.where()}: ${e.message}`, { cause: e }) : e;
         this.fail(err as Error);
         return;
       }
@@ -518,7 +520,7 @@ export class ExecConnection {
         if (p) {
           this.settle(
             f.id,
-            new ExecChannelError('agent-error', `The guest agent on ${this.where()} could not run ${JSON.stringify(shorten(p.command))}: ${f.payload.toString('utf8')}`),
+            new ExecChannelError('EXEC_AGENT_ERROR', `The guest agent on ${this.where()} could not run ${JSON.stringify(shorten(p.command))}: ${f.payload.toString('utf8')}`),
           );
         }
         return;
@@ -548,7 +550,7 @@ export class ExecConnection {
     const exitCode = status?.exited ? status.code : null;
     const signal = status && !status.exited ? signalName(status.signal) : null;
     if (err !== null && err !== undefined) {
-      if (err instanceof ExecChannelError && (err.code === 'connection-lost' || err.code === 'closed')) {
+      if (err instanceof ExecChannelError && (err.code === 'EXEC_CONNECTION_LOST' || err.code === 'EXEC_CLOSED')) {
         err = new ExecChannelError(err.code, `${err.message}\nCommand: ${shorten(p.command)}${describeTail(stdout, stderr)}`, {
           cause: err.cause,
         });
@@ -572,7 +574,7 @@ export interface ExecOverChannelOptions extends ExecOptions {
 /**
  * Runs one shell command in the guest: connect, handshake, exec, disconnect. Resolves with the
  * status and output whatever the exit status; rejects with ExecTimeoutError on timeout (with
- * the partial output), ExecChannelError when the channel fails (e.g. 'not-running'), or the
+ * the partial output), ExecChannelError when the channel fails (e.g. EXEC_NOT_RUNNING), or the
  * signal's reason on abort.
  */
 export async function execOverChannel(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
@@ -619,7 +621,7 @@ export async function waitForAgent(
       maxDelayMs: 1000,
       signal: opts.signal,
       log: opts.log,
-      retryIf: (e) => e instanceof ExecChannelError && ['not-running', 'no-answer', 'busy', 'connection-lost'].includes(e.code),
+      retryIf: (e) => e instanceof ExecChannelError && ['EXEC_NOT_RUNNING', 'EXEC_NO_ANSWER', 'EXEC_BUSY', 'EXEC_CONNECTION_LOST'].includes(e.code),
     },
     () => {
       const left = opts.deadlineMs - (Date.now() - start);

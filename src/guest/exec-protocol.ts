@@ -6,6 +6,8 @@
  *   magic u32 'FALC' | type u8 | flags u8 (0) | reserved u16 (0) | id u64 | length u32
  */
 
+import { FalconError } from '../util/errors.js';
+
 export const PROTOCOL_VERSION = 1;
 export const MAGIC = 0x46414c43; // "FALC"
 export const HEADER_SIZE = 20;
@@ -50,8 +52,11 @@ export interface Frame {
 export const EXEC_FLAG_STDIN = 1;
 
 /** A malformed byte stream: the connection cannot continue. */
-export class ProtocolError extends Error {
+export class ProtocolError extends FalconError {
   override name = 'ProtocolError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EXEC_PROTOCOL', message, options);
+  }
 }
 
 const U64_MAX = (1n << 64n) - 1n;

@@ -31,6 +31,7 @@ import {
 } from './net-ip.js';
 import { detectKernelFeatures, featureProblems, type NetworkProblem } from './net-kernel.js';
 import type { ProcessRunner } from './process.js';
+import { FalconError } from '../util/errors.js';
 
 export type { NetworkProblem, KernelFeatures } from './net-kernel.js';
 export { detectKernelFeatures, featureProblems, forgetKernelFeatures } from './net-kernel.js';
@@ -135,13 +136,13 @@ export interface NetworkOptions {
 }
 
 /** The network of a topology cannot be created as it stands; `problems` lists why. */
-export class NetworkError extends Error {
+export class NetworkError extends FalconError {
   override name = 'NetworkError';
   constructor(
     readonly topology: string,
     readonly problems: readonly NetworkProblem[],
   ) {
-    super(formatProblems(`the host network of topology "${topology}"`, problems));
+    super('NETWORK', formatProblems(`the host network of topology "${topology}"`, problems));
   }
 }
 

@@ -6,6 +6,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
+import { FalconError } from '../util/errors.js';
 
 export interface RunOptions {
   cwd?: string;
@@ -37,7 +38,7 @@ export interface RunResult {
 /**
  * The one error type for failed host commands. Its message is one short line plus stderr.
  */
-export class HostCommandError extends Error {
+export class HostCommandError extends FalconError {
   override name = 'HostCommandError';
   constructor(
     readonly command: string,
@@ -49,7 +50,7 @@ export class HostCommandError extends Error {
     readonly signal: NodeJS.Signals | null = null,
     options?: { cause?: unknown },
   ) {
-    super(HostCommandError.describe(command, args, exitCode, stderr, timedOut, signal, options?.cause), options);
+    super('HOST_COMMAND_FAILED', HostCommandError.describe(command, args, exitCode, stderr, timedOut, signal, options?.cause), options);
   }
 
   static describe(

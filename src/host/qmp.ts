@@ -3,6 +3,7 @@
  * QMP is newline-delimited JSON on QEMU's monitor socket.
  */
 import net from 'node:net';
+import { FalconError } from '../util/errors.js';
 
 export interface QmpEvent {
   event: string;
@@ -10,14 +11,14 @@ export interface QmpEvent {
   timestamp?: { seconds: number; microseconds: number };
 }
 
-export class QmpError extends Error {
+export class QmpError extends FalconError {
   override name = 'QmpError';
   constructor(
     readonly command: string,
     readonly errorClass: string,
     desc: string,
   ) {
-    super(`QMP ${command} failed: ${errorClass}: ${desc}`);
+    super('QMP', `QMP ${command} failed: ${errorClass}: ${desc}`);
   }
 }
 

@@ -8,6 +8,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from '../util/log.js';
+import { FalconError } from '../util/errors.js';
 
 export interface DownloadProgress {
   done: number;
@@ -32,7 +33,7 @@ export interface DownloadResult {
   sha256: string;
 }
 
-export class DownloadError extends Error {
+export class DownloadError extends FalconError {
   override name = 'DownloadError';
   constructor(
     message: string,
@@ -40,7 +41,7 @@ export class DownloadError extends Error {
     readonly status?: number,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super('DOWNLOAD_FAILED', message, options);
   }
 }
 

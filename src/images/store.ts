@@ -17,6 +17,7 @@ import { exists, pidAlive, writeFileAtomic } from '../util/fs.js';
 import { imageNameProblem, parseImageMeta } from './meta.js';
 import { builtinRecipes } from './recipes/index.js';
 import type { BootMethod, ExecMethod, ImageMeta, LoginInfo, Recipe } from './types.js';
+import { FalconError } from '../util/errors.js';
 
 /** In `topo/<topology>/`: the falcon dir of the topology whose node disks these are. */
 const OWNER_FILE = 'owner';
@@ -32,26 +33,26 @@ const XZ_TIMEOUT_MS = 60 * 60_000;
 const IMPORT_FORMATS = ['qcow2', 'raw', 'vmdk', 'vdi', 'vhdx', 'vpc', 'qed'];
 
 export type ImageErrorCode =
-  | 'invalid-name'
-  | 'not-found'
-  | 'exists'
-  | 'in-use'
-  | 'not-an-image'
-  | 'checksum'
-  | 'no-space'
-  | 'bad-option'
-  | 'unknown-recipe'
-  | 'damaged';
+  | 'IMAGE_INVALID_NAME'
+  | 'IMAGE_NOT_FOUND'
+  | 'IMAGE_EXISTS'
+  | 'IMAGE_IN_USE'
+  | 'IMAGE_NOT_AN_IMAGE'
+  | 'IMAGE_CHECKSUM'
+  | 'IMAGE_NO_SPACE'
+  | 'IMAGE_BAD_OPTION'
+  | 'IMAGE_UNKNOWN_RECIPE'
+  | 'IMAGE_DAMAGED';
 
 /** An error a user can hit in the image store; `code` is for programs, the message for people. */
-export class ImageError extends Error {
+export class ImageError extends FalconError {
   override name = 'ImageError';
   constructor(
-    readonly code: ImageErrorCode,
+    override readonly code: ImageErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 }
 
@@ -333,13 +334,13 @@ export class ImageStore {
       meta = parseImageMeta(text);
     } catch (err) {
       throw new ImageError(
-        'damaged',
+        'IMAGE_DAMAGED',
         `image '${name}' has a damaged ${metaPath} (${firstLine(err)}); remove it with \`falcon image rm ${name} --force\` and build or import it again`,
       );
     }
     if (meta.name !== name) {
       throw new ImageError(
-        'damaged',
+        'IMAGE_DAMAGED',
         `image directory ${dir} holds metadata for '${meta.name}'; rename the directory back or remove it with \`falcon image rm ${name} --force\``,
       );
     }
@@ -368,7 +369,7 @@ export class ImageStore {
         (builtins.length ? `Build a built-in image with \`falcon image build ${example}\` (built-ins: ${builtins.join(', ')}), or add` : 'Add') +
         ` your own with \`falcon image import ${name} FILE\` or \`falcon image pull ${name} URL\`.`;
     }
-    return new ImageError('not-found', `image '${name}' is not in the image store ${this.root}. ${there} ${how}`);
+    return new ImageError('IMAGE_NOT_FOUND', `image '${name}' is not in the image store ${this.root}. ${there} ${how}`);
   }
 
   private staleRecipe(meta: ImageMeta): { built: number; current: number } | undefined {
@@ -388,7 +389,7 @@ export class ImageStore {
       if (await this.has(name)) {
         if (!o.force) {
           throw new ImageError(
-            'exists',
+            'IMAGE_EXISTS',
             `image '${name}' already exists in ${this.root}; rebuild it with \`falcon image build ${recipeName} --force\` or remove it first with \`falcon image rm ${name}\``,
           );
         }
@@ -434,7 +435,7 @@ export class ImageStore {
     if (!this.isBuiltin(name)) {
       const list = this.builtinNames();
       throw new ImageError(
-        'unknown-recipe',
+        'IMAGE_UNKNOWN_RECIPE',
         `there is no built-in image recipe '${name}'; built-ins: ${list.length ? list.join(', ') : 'none'}. ` +
           `For other images use \`falcon image import ${name} FILE\` or \`falcon image pull ${name} URL\`.`,
       );
@@ -478,9 +479,9 @@ export class ImageStore {
     try {
       st = await stat(file);
     } catch (err) {
-      throw new ImageError('not-an-image', `cannot import ${file}: ${firstLine(err)}`);
+      throw new ImageError('IMAGE_NOT_AN_IMAGE', `cannot import ${file}: ${firstLine(err)}`);
     }
-    if (!st.isFile()) throw new ImageError('not-an-image', `cannot import ${file}: it is not a regular file`);
+    if (!st.isFile()) throw new ImageError('IMAGE_NOT_AN_IMAGE', `cannot import ${file}: it is not a regular file`);
     return this.withLock(name, SHORT_WAIT_MS, o.signal, async () => {
       await this.refuseIfExists(name);
       return this.inStaging('import', name, `importing image '${name}'`, async (stage) => {
@@ -515,7 +516,7 @@ export class ImageStore {
           });
         } else if (got.sha256 !== expected) {
           throw new ImageError(
-            'checksum',
+            'IMAGE_CHECKSUM',
             `checksum mismatch for ${url}: expected sha256 ${expected}, got ${got.sha256}; the download was discarded and nothing was added to the store. Check the URL and the checksum.`,
           );
         }
@@ -548,7 +549,7 @@ export class ImageStore {
         });
       } catch (err) {
         if (isNoSpace(err) || o.signal?.aborted) throw err;
-        throw new ImageError('not-an-image', `cannot import ${label}: it looks like xz data but does not decompress (${firstLine(err, true)})`, {
+        throw new ImageError('IMAGE_NOT_AN_IMAGE', `cannot import ${label}: it looks like xz data but does not decompress (${firstLine(err, true)})`, {
           cause: err,
         });
       }
@@ -558,14 +559,14 @@ export class ImageStore {
       info = await this.qemuImg.info(src, { signal: o.signal });
     } catch (err) {
       if (o.signal?.aborted) throw err;
-      throw new ImageError('not-an-image', `${label} is not a disk image qemu-img can read (${firstLine(err, true)})`, { cause: err });
+      throw new ImageError('IMAGE_NOT_AN_IMAGE', `${label} is not a disk image qemu-img can read (${firstLine(err, true)})`, { cause: err });
     }
     if (!IMPORT_FORMATS.includes(info.format)) {
-      throw new ImageError('not-an-image', `${label} is a '${info.format}' image; Falcon imports ${IMPORT_FORMATS.join(', ')} and raw.xz`);
+      throw new ImageError('IMAGE_NOT_AN_IMAGE', `${label} is a '${info.format}' image; Falcon imports ${IMPORT_FORMATS.join(', ')} and raw.xz`);
     }
     if (info.backingFilename) {
       throw new ImageError(
-        'not-an-image',
+        'IMAGE_NOT_AN_IMAGE',
         `${label} depends on a backing file (${info.backingFilename}); flatten it first: qemu-img convert -O qcow2 ${label} standalone.qcow2`,
       );
     }
@@ -608,7 +609,7 @@ export class ImageStore {
       try {
         img = await this.read(name);
       } catch (err) {
-        if (!(o.force && err instanceof ImageError && err.code === 'damaged')) throw err;
+        if (!(o.force && err instanceof ImageError && err.code === 'IMAGE_DAMAGED')) throw err;
       }
       if (!img && !(o.force && (await exists(dir)))) throw await this.notFound(name);
       if (img && !o.force) await this.refuseIfUsed(img, 'remove', o.signal);
@@ -631,7 +632,7 @@ export class ImageStore {
     if (!users.length) return;
     const topologies = [...new Set(users.map((u) => u.topology))];
     throw new ImageError(
-      'in-use',
+      'IMAGE_IN_USE',
       `cannot ${action} image '${img.name}': ${describeUsers(users)} use it as their base. ` +
         `Destroy ${topologies.length > 1 ? 'those topologies' : `topology '${topologies[0]}'`} first` +
         (action === 'remove' ? `, or use \`falcon image rm ${img.name} --force\` (which breaks those node disks)` : '') +
@@ -642,7 +643,7 @@ export class ImageStore {
   private async refuseIfExists(name: string): Promise<void> {
     if (await this.has(name)) {
       throw new ImageError(
-        'exists',
+        'IMAGE_EXISTS',
         `image '${name}' already exists in ${this.root}; choose another name or remove it first with \`falcon image rm ${name}\``,
       );
     }
@@ -657,12 +658,12 @@ export class ImageStore {
     let sizeBytes: number | undefined;
     if (o.sizeGiB !== undefined) {
       if (!Number.isFinite(o.sizeGiB) || o.sizeGiB <= 0) {
-        throw new ImageError('bad-option', `disk size for node '${o.node}' must be a positive number of GiB, got ${o.sizeGiB}`);
+        throw new ImageError('IMAGE_BAD_OPTION', `disk size for node '${o.node}' must be a positive number of GiB, got ${o.sizeGiB}`);
       }
       sizeBytes = Math.ceil((o.sizeGiB * GiB) / 512) * 512;
       if (sizeBytes < img.meta.virtualSizeBytes) {
         throw new ImageError(
-          'bad-option',
+          'IMAGE_BAD_OPTION',
           `disk size ${o.sizeGiB} GiB for node '${o.node}' is smaller than image '${o.image}' (${formatBytes(img.meta.virtualSizeBytes)}); ` +
             `disks can only grow: give at least ${Math.ceil((img.meta.virtualSizeBytes / GiB) * 100) / 100} GiB or leave the size out`,
         );
@@ -674,7 +675,7 @@ export class ImageStore {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (await exists(disk)) {
       throw new ImageError(
-        'exists',
+        'IMAGE_EXISTS',
         `node disk ${disk} already exists: topology '${o.topology}' seems to be launched already; destroy it first`,
       );
     }
@@ -696,7 +697,7 @@ export class ImageStore {
         return disk;
       } catch (err) {
         if (errno(err) === 'EEXIST') {
-          throw new ImageError('exists', `node disk ${disk} was created by someone else meanwhile; destroy topology '${o.topology}' first`);
+          throw new ImageError('IMAGE_EXISTS', `node disk ${disk} was created by someone else meanwhile; destroy topology '${o.topology}' first`);
         }
         throw noSpace(err, `creating the disk of node '${o.node}'`, this.root);
       } finally {
@@ -746,7 +747,7 @@ export class ImageStore {
       } catch (err) {
         if (err instanceof HostCommandError && /lock/i.test(err.stderr)) {
           throw new ImageError(
-            'in-use',
+            'IMAGE_IN_USE',
             `cannot snapshot ${o.diskPath}: a running VM has it open; stop the node first (or snapshot it through the runner, which pauses it)`,
             { cause: err },
           );
@@ -802,7 +803,7 @@ export class ImageStore {
               if (boot.initrd) await copyFile(path.join(from, boot.initrd), path.join(dir, boot.initrd));
             } catch (err) {
               throw new ImageError(
-                'not-found',
+                'IMAGE_NOT_FOUND',
                 `cannot snapshot into '${newName}': the kernel/initrd of parent image '${parent.name}' are missing (${firstLine(err)}); the parent image must still exist`,
               );
             }
@@ -925,7 +926,7 @@ export class ImageStore {
         await rename(stagedDir, final);
       } catch (err) {
         if (errno(err) === 'EEXIST' || errno(err) === 'ENOTEMPTY') {
-          throw new ImageError('exists', `image '${meta.name}' already exists in ${this.root}; remove it first with \`falcon image rm ${meta.name}\``);
+          throw new ImageError('IMAGE_EXISTS', `image '${meta.name}' already exists in ${this.root}; remove it first with \`falcon image rm ${meta.name}\``);
         }
         throw err;
       }
@@ -994,21 +995,21 @@ export class ImageStore {
 
 function checkName(name: string): void {
   const problem = imageNameProblem(name);
-  if (problem) throw new ImageError('invalid-name', `invalid image name '${name}': ${problem}`);
+  if (problem) throw new ImageError('IMAGE_INVALID_NAME', `invalid image name '${name}': ${problem}`);
 }
 
 function checkSegment(s: string, what: string): void {
   if (!s || s.length > 200 || s.includes('/') || s.includes('\0') || s.startsWith('.')) {
-    throw new ImageError('invalid-name', `invalid ${what} '${s}': it must be non-empty, not start with '.', and contain no '/'`);
+    throw new ImageError('IMAGE_INVALID_NAME', `invalid ${what} '${s}': it must be non-empty, not start with '.', and contain no '/'`);
   }
 }
 
 async function checkImportOptions(o: ImportOptions): Promise<void> {
   if (o.kernel && o.firmware) {
-    throw new ImageError('bad-option', `choose one way to boot: a kernel (direct boot) or ${o.firmware} firmware, not both`);
+    throw new ImageError('IMAGE_BAD_OPTION', `choose one way to boot: a kernel (direct boot) or ${o.firmware} firmware, not both`);
   }
   if (!o.kernel && (o.initrd || o.cmdline !== undefined)) {
-    throw new ImageError('bad-option', 'an initrd or kernel command line needs a kernel too: add --kernel FILE');
+    throw new ImageError('IMAGE_BAD_OPTION', 'an initrd or kernel command line needs a kernel too: add --kernel FILE');
   }
   for (const [flag, f] of [
     ['kernel', o.kernel],
@@ -1016,14 +1017,14 @@ async function checkImportOptions(o: ImportOptions): Promise<void> {
   ] as const) {
     if (f === undefined) continue;
     const st = await stat(f).catch(() => undefined);
-    if (!st?.isFile()) throw new ImageError('bad-option', `--${flag} ${f}: no such file`);
+    if (!st?.isFile()) throw new ImageError('IMAGE_BAD_OPTION', `--${flag} ${f}: no such file`);
   }
 }
 
 function normalizeSha256(s: string): string {
   const v = s.trim().toLowerCase().replace(/^sha256:/, '');
   if (!/^[0-9a-f]{64}$/.test(v)) {
-    throw new ImageError('bad-option', `'${s}' is not a SHA-256 checksum: give 64 hex digits (as printed by sha256sum)`);
+    throw new ImageError('IMAGE_BAD_OPTION', `'${s}' is not a SHA-256 checksum: give 64 hex digits (as printed by sha256sum)`);
   }
   return v;
 }
@@ -1065,7 +1066,7 @@ async function checkRawLooksLikeDisk(file: string, label: string): Promise<void>
       (await at(0, 'hsqs'))); // SquashFS
   if (!found) {
     throw new ImageError(
-      'not-an-image',
+      'IMAGE_NOT_AN_IMAGE',
       `${label} does not look like a disk image: it has no partition table (MBR/GPT) and no file system qemu-img or Falcon recognises. ` +
         'Give a qcow2 image, a raw disk image or a raw.xz.',
     );
@@ -1097,7 +1098,7 @@ function isNoSpace(err: unknown): boolean {
 function noSpace(err: unknown, what: string, root: string): unknown {
   if (err instanceof ImageError || !isNoSpace(err)) return err;
   return new ImageError(
-    'no-space',
+    'IMAGE_NO_SPACE',
     `no space left on the device holding ${root} while ${what}; nothing was added. Free some space, or set FALCON_IMAGE_DIR to a directory on a bigger file system.`,
     { cause: err },
   );

@@ -1,3 +1,5 @@
+import { FalconError } from '../util/errors.js';
+
 /** One problem with a topology, located by its path (e.g. `nodes.violin.cores`). */
 export interface TopologyProblem {
   path: string;
@@ -15,13 +17,13 @@ export function formatProblems(subject: string, problems: readonly TopologyProbl
 }
 
 /** A single topology mistake found as it is declared (e.g. a duplicate name). */
-export class TopologyError extends Error {
+export class TopologyError extends FalconError {
   override name = 'TopologyError';
   constructor(
     readonly path: string,
     message: string,
   ) {
-    super(`${path}: ${message}`);
+    super('TOPOLOGY_DECLARATION', `${path}: ${message}`);
   }
 }
 
@@ -29,17 +31,20 @@ export class TopologyError extends Error {
  * Every problem found when a topology is validated, reported at once (the Pulumi
  * `InputPropertiesError` shape): the message lists each with its path.
  */
-export class TopologyValidationError extends Error {
+export class TopologyValidationError extends FalconError {
   override name = 'TopologyValidationError';
   constructor(
     readonly topology: string,
     readonly problems: readonly TopologyProblem[],
   ) {
-    super(formatProblems(`topology "${topology}"`, problems));
+    super('TOPOLOGY_INVALID', formatProblems(`topology "${topology}"`, problems));
   }
 }
 
 /** The saved topology (`.falcon/topology.json`) is missing, unreadable or of another version. */
-export class TopologyFileError extends Error {
+export class TopologyFileError extends FalconError {
   override name = 'TopologyFileError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TOPOLOGY_FILE', message, options);
+  }
 }

@@ -9,6 +9,7 @@ import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
 import { detectKernelFeatures, featureProblems } from '../host/net.js';
+import { FalconError } from '../util/errors.js';
 
 export interface HostCheck {
   name: string;
@@ -20,13 +21,13 @@ export interface HostCheck {
   optional?: boolean;
 }
 
-export class PreflightError extends Error {
+export class PreflightError extends FalconError {
   override name = 'PreflightError';
   constructor(
     readonly topology: string,
     readonly problems: readonly TopologyProblem[],
   ) {
-    super(formatProblems(`preflight: topology "${topology}"`, problems, '; nothing was created'));
+    super('PREFLIGHT', formatProblems(`preflight: topology "${topology}"`, problems, '; nothing was created'));
   }
 }
 

@@ -24,6 +24,7 @@ import { FalconPaths } from './paths.js';
 import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
 import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
 import { allVmPids, logTails, startVm, stopVm, vmPids, vmRunning } from './vm.js';
+import { FalconError } from '../util/errors.js';
 
 export interface RunnerOptions {
   /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
@@ -79,13 +80,14 @@ export interface TopologyInfo {
 }
 
 /** A failure of one or more nodes at launch, each named with the end of its logs. */
-export class LaunchError extends Error {
+export class LaunchError extends FalconError {
   override name = 'LaunchError';
   constructor(
     readonly topology: string,
     readonly failures: { node: string; error: unknown; logs: string }[],
   ) {
     super(
+      'LAUNCH_FAILED',
       `launch of topology "${topology}" failed on ${failures.map((f) => `"${f.node}"`).join(', ')}; ` +
         `run \`destroy\` to remove what was created\n` +
         failures.map((f) => `[${f.node}] ${(f.error as Error)?.message ?? String(f.error)}\n${f.logs}`).join('\n'),

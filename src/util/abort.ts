@@ -1,3 +1,5 @@
+import { FalconError } from './errors.js';
+
 /** Abortable sleep. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -46,6 +48,9 @@ export function combineSignals(timeoutMs?: number, ...signals: (AbortSignal | un
   return { signal: ac.signal, [Symbol.dispose]: cleanup };
 }
 
-export class TimeoutError extends Error {
+export class TimeoutError extends FalconError {
   override name = 'TimeoutError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TIMEOUT', message, options);
+  }
 }

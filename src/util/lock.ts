@@ -9,6 +9,7 @@ import os from 'node:os';
 import { pidAlive } from './fs.js';
 import type { Logger } from './log.js';
 import { retry } from './retry.js';
+import { FalconError } from './errors.js';
 
 export interface LockOptions {
   /** Shown in errors, e.g. "image 'tiny'". */
@@ -21,7 +22,7 @@ export interface LockOptions {
   log?: Logger;
 }
 
-export class LockBusyError extends Error {
+export class LockBusyError extends FalconError {
   override name = 'LockBusyError';
   constructor(
     readonly lockPath: string,
@@ -31,6 +32,7 @@ export class LockBusyError extends Error {
     purpose?: string,
   ) {
     super(
+      'LOCK_BUSY',
       `${what} is held by another falcon command (${purpose ? `"${purpose}", ` : ''}pid ${pid}${since ? `, since ${since}` : ''}), which is still running; ` +
         `wait for it to finish, or if that process is not Falcon, delete ${lockPath}`,
     );

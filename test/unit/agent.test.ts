@@ -331,7 +331,7 @@ describe('client errors', () => {
   it('says the node is not running when there is no socket', async () => {
     const e = await execOverChannel(join(dir, 'nope.sock'), 'true', { node: 'violin' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ExecChannelError);
-    expect((e as ExecChannelError).code).toBe('not-running');
+    expect((e as ExecChannelError).code).toBe('EXEC_NOT_RUNNING');
     expect(String(e)).toMatch(/node violin .*not running.*Launch the topology/);
   });
 
@@ -342,7 +342,7 @@ describe('client errors', () => {
     // Closing a listening Unix socket leaves no file; bind a fresh socket without listening instead.
     srv.close();
     const e = await execOverChannel(path, 'true').catch((x: unknown) => x);
-    expect((e as ExecChannelError).code).toBe('not-running');
+    expect((e as ExecChannelError).code).toBe('EXEC_NOT_RUNNING');
   });
 
   it('times out the handshake when nothing answers, and honours abort', async () => {
@@ -351,7 +351,7 @@ describe('client errors', () => {
     await new Promise<void>((r) => srv.listen(path, r));
     try {
       const e = await pingAgent(path, { timeoutMs: 300, node: 'viola' }).catch((x: unknown) => x);
-      expect((e as ExecChannelError).code).toBe('no-answer');
+      expect((e as ExecChannelError).code).toBe('EXEC_NO_ANSWER');
       expect(String(e)).toMatch(/node viola .*did not answer within 300 ms.*booting/);
       const ac = new AbortController();
       setTimeout(() => ac.abort(new Error('stop')), 100);
@@ -410,7 +410,7 @@ describe('client errors', () => {
       onStdout: () => a.kill('SIGKILL'),
     });
     const e = await p.catch((x: unknown) => x);
-    expect((e as ExecChannelError).code).toBe('connection-lost');
+    expect((e as ExecChannelError).code).toBe('EXEC_CONNECTION_LOST');
     expect(String(e)).toMatch(/closed unexpectedly[\s\S]*partial/);
   });
 });

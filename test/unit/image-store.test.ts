@@ -100,7 +100,7 @@ afterAll(async () => {
 describe('names and root', () => {
   it('validates names', async () => {
     for (const bad of ['', '1abc', 'a/b', '../x', '.hidden', 'cache', 'topo', 'a b', 'x'.repeat(65)]) {
-      await expect(store.has(bad), bad).rejects.toMatchObject({ code: 'invalid-name' });
+      await expect(store.has(bad), bad).rejects.toMatchObject({ code: 'IMAGE_INVALID_NAME' });
     }
     for (const good of ['debian-12', 'tiny', 'A.b_c-1', 'x'.repeat(64)]) expect(await store.has(good)).toBe(false);
   });
@@ -157,7 +157,7 @@ describe('import', () => {
     const uefi = await store.import('uefi', qcow2, { firmware: 'uefi', login: { user: 'debian' } });
     expect(uefi.meta.boot).toEqual({ method: 'firmware', firmware: 'uefi' });
     expect(uefi.meta.login).toEqual({ user: 'debian' });
-    await expect(store.import('bad', qcow2, { kernel, firmware: 'uefi' })).rejects.toMatchObject({ code: 'bad-option' });
+    await expect(store.import('bad', qcow2, { kernel, firmware: 'uefi' })).rejects.toMatchObject({ code: 'IMAGE_BAD_OPTION' });
     await expect(store.import('bad', qcow2, { cmdline: 'x' })).rejects.toThrow(/--kernel/);
   });
 
@@ -165,7 +165,7 @@ describe('import', () => {
     await expect(store.import('junk', notImage)).rejects.toThrow(/notes.txt does not look like a disk image/);
     const fakeXz = path.join(fixtures, 'fake.xz');
     writeFileSync(fakeXz, Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(100)]));
-    await expect(store.import('junk', fakeXz)).rejects.toMatchObject({ code: 'not-an-image' });
+    await expect(store.import('junk', fakeXz)).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
     await expect(store.import('junk', path.join(fixtures, 'missing'))).rejects.toThrow(/cannot import/);
     expect(await store.has('junk')).toBe(false);
     expect(tmpEntries()).toEqual([]);
@@ -213,7 +213,7 @@ describe('get, inspect, remove and node disks', () => {
     );
     await expect(store.createNodeDisk({ topology: 'topo1', node: 'a', image: 'base', mode: 'overlay' })).rejects.toThrow(/already exists/);
     await expect(store.createNodeDisk({ topology: 'topo1', node: 'x', image: 'ghost', mode: 'overlay' })).rejects.toMatchObject({
-      code: 'not-found',
+      code: 'IMAGE_NOT_FOUND',
     });
     expect(readdirSync(path.join(root, 'topo', 'topo1')).sort()).toEqual(['a.qcow2', 'b.qcow2', 'c.qcow2', 'd.qcow2']);
   });
@@ -241,13 +241,13 @@ describe('get, inspect, remove and node disks', () => {
     await store.removeTopologyDisks('lab');
     await store.removeTopologyDisks('lab'); // idempotent
     expect(existsSync(path.join(root, 'topo', 'lab'))).toBe(false);
-    await expect(store.remove('used')).rejects.toMatchObject({ code: 'not-found' });
+    await expect(store.remove('used')).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
   });
 
   it('remove works again once the topology is gone', async () => {
     await store.import('img', qcow2);
     await store.createNodeDisk({ topology: 't', node: 'n', image: 'img', mode: 'overlay' });
-    await expect(store.remove('img')).rejects.toMatchObject({ code: 'in-use' });
+    await expect(store.remove('img')).rejects.toMatchObject({ code: 'IMAGE_IN_USE' });
     await store.removeTopologyDisks('t');
     await store.remove('img');
     expect(await store.list()).toEqual([]);
@@ -330,7 +330,7 @@ describe('snapshots', () => {
     await store.remove('tiny');
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0xab 0 64k', snap.disk], { stdio: 'ignore' });
     await expect(store.snapshotFromDisk({ diskPath: snap.disk, newName: 'tiny-dev', parent: base.meta })).rejects.toMatchObject({
-      code: 'exists',
+      code: 'IMAGE_EXISTS',
     });
     expect(tmpEntries()).toEqual([]);
   });
@@ -366,7 +366,7 @@ describe('failures', () => {
     };
     const s = newStore(full);
     await expect(s.import('nospace', raw)).rejects.toThrow(/no space left on the device holding .*FALCON_IMAGE_DIR/);
-    await expect(s.import('nospace', raw)).rejects.toMatchObject({ code: 'no-space' });
+    await expect(s.import('nospace', raw)).rejects.toMatchObject({ code: 'IMAGE_NO_SPACE' });
     expect(await s.has('nospace')).toBe(false);
     expect(tmpEntries()).toEqual([]);
   });
@@ -442,7 +442,7 @@ describe('pull', () => {
   it('a bad checksum leaves nothing in the store', async () => {
     const bad = 'a'.repeat(64);
     const err = (await store.pull('bad', `${base}/disk.qcow2`, { sha256: bad }).catch((e: unknown) => e)) as ImageError;
-    expect(err.code).toBe('checksum');
+    expect(err.code).toBe('IMAGE_CHECKSUM');
     expect(err.message).toContain(`expected sha256 ${bad}, got ${sha256(qcow2)}`);
     expect(await store.has('bad')).toBe(false);
     expect(readdirSync(root).filter((f) => !f.startsWith('.'))).toEqual([]);
@@ -453,7 +453,7 @@ describe('pull', () => {
     await expect(store.pull('x', 'ftp://example.com/x')).rejects.toThrow(/only http:\/\/ and https:\/\//);
     await expect(store.pull('x', 'not a url')).rejects.toThrow(/not a valid URL/);
     await expect(store.pull('x', `${base}/disk.qcow2`, { sha256: 'abc' })).rejects.toThrow(/not a SHA-256 checksum/);
-    await expect(store.pull('x', `${base}/notes.txt`)).rejects.toMatchObject({ code: 'not-an-image' });
+    await expect(store.pull('x', `${base}/notes.txt`)).rejects.toMatchObject({ code: 'IMAGE_NOT_AN_IMAGE' });
     await expect(store.pull('x', 'http://127.0.0.1:1/x')).rejects.toThrow(/could not download/);
     expect(await store.list()).toEqual([]);
   });
