@@ -16,6 +16,7 @@ import net from 'node:net';
 import { basename, dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { FalconError } from '../util/errors.js';
+import { TimeoutError } from '../util/abort.js';
 
 /** Longest path connect(2) accepts for a Unix socket (sun_path is 108 bytes with the NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -266,7 +267,7 @@ export class ConsoleConnection {
           reject(
             why === 'aborted'
               ? opts.signal!.reason
-              : new Error(`connecting to node ${nodeName}'s console at ${socketPath} timed out; is its QEMU hung?`),
+              : new TimeoutError(`connecting to node ${nodeName}'s console at ${socketPath} timed out; is its QEMU hung?`),
           );
         });
         s.once('connect', () => {
@@ -276,7 +277,7 @@ export class ConsoleConnection {
         s.once('error', (err: NodeJS.ErrnoException) => {
           cancel();
           if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new ConsoleNotRunningError(nodeName, socketPath, { cause: err }));
-          else reject(new Error(`cannot connect to node ${nodeName}'s console at ${socketPath}: ${err.message}`, { cause: err }));
+          else reject(new FalconError('CONSOLE_CONNECT_FAILED', `cannot connect to node ${nodeName}'s console at ${socketPath}: ${err.message}`, { cause: err }));
         });
       });
       return new ConsoleConnection(socket, socketPath, nodeName, opts.buffer ?? true, busy);
@@ -323,8 +324,8 @@ export class ConsoleConnection {
    * Matches are found reliably up to 4096 characters long (older text is not searched again).
    */
   waitForOutput(pattern: string | RegExp, opts: WaitOptions = {}): Promise<OutputMatch> {
-    if (!this.keepText) throw new Error('waitForOutput needs a connection made with buffer: true');
-    if (this.waiter) throw new Error('only one waitForOutput at a time on a console connection');
+    if (!this.keepText) throw new FalconError('INTERNAL', 'waitForOutput needs a connection made with buffer: true');
+    if (this.waiter) throw new FalconError('INTERNAL', 'only one waitForOutput at a time on a console connection');
     const re =
       typeof pattern === 'string'
         ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
@@ -405,9 +406,9 @@ export class ConsoleConnection {
     });
   }
 
-  private closedError(doing: string): Error {
+  private closedError(doing: string): FalconError {
     const base = `node ${this.nodeName}'s console closed (did its QEMU exit?)`;
     const why = this.closedWith instanceof Error ? `: ${this.closedWith.message}` : '';
-    return new Error(doing ? `${doing}: ${base}${why}` : `${base}${why}`);
+    return new FalconError('CONSOLE_CLOSED', doing ? `${doing}: ${base}${why}` : `${base}${why}`);
   }
 }

@@ -479,9 +479,13 @@ export async function createNetwork(spec: TopologySpec, o: CreateNetworkOptions)
       const tapDevice = `/dev/tap${l.ifindex}`;
       await retry({ what: `waiting for ${tapDevice}`, deadlineMs: o.deviceTimeoutMs ?? 5000, delayMs: 50, signal: o.signal, log }, async () => {
         if (!exists(tapDevice)) {
-          throw new Error(
-            `${tapDevice} (macvtap ${p.ifname}) did not appear; /dev must be devtmpfs or udev must run. Create it by hand with: mknod ${tapDevice} c $(tr : ' ' < /sys/class/net/${p.ifname}/macvtap/tap${l.ifindex}/dev)`,
-          );
+          throw new NetworkError(spec.name, [
+            {
+              path: p.path,
+              message: `${tapDevice} (macvtap ${p.ifname}) did not appear; /dev must be devtmpfs or udev must run`,
+              fix: `create it by hand: mknod ${tapDevice} c $(tr : ' ' < /sys/class/net/${p.ifname}/macvtap/tap${l.ifindex}/dev)`,
+            },
+          ]);
         }
       });
       info = { kind: 'macvtap', ...base, tapDevice };

@@ -1,6 +1,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import { retry } from '../util/retry.js';
 import { pidAlive } from '../util/fs.js';
+import { FalconError } from '../util/errors.js';
 
 /**
  * For each needle, the pids of processes whose command line has it as one argument: one pass
@@ -28,7 +29,7 @@ export async function processHasArg(pid: number, arg: string): Promise<boolean> 
 export async function waitForExit(pid: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   // A process that is not our child cannot be waited for: watch /proc instead.
   return retry({ what: `waiting for process ${pid} to exit`, deadlineMs: timeoutMs, delayMs: 20, signal }, async () => {
-    if (pidAlive(pid) && !isZombie(pid)) throw new Error(`process ${pid} is still running`);
+    if (pidAlive(pid) && !isZombie(pid)) throw new FalconError('TIMEOUT', `process ${pid} is still running`);
     return true;
   }).catch((e) => {
     if (signal?.aborted) throw e;

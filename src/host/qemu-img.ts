@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { ProcessRunner } from './process.js';
+import { FalconError } from '../util/errors.js';
 
 /** The parts of `qemu-img info --output=json` Falcon uses; `raw` keeps the whole object. */
 export interface QemuImgInfo {
@@ -198,7 +199,7 @@ export function parseInfo(o: Record<string, unknown>): QemuImgInfo {
   const format = str('format');
   const virtualSize = num('virtual-size');
   if (format === undefined || virtualSize === undefined) {
-    throw new Error(`unexpected output from qemu-img info (no format or virtual-size): ${JSON.stringify(o).slice(0, 200)}`);
+    throw new FalconError('HOST_COMMAND_FAILED', `unexpected output from qemu-img info (no format or virtual-size): ${JSON.stringify(o).slice(0, 200)}`);
   }
   return {
     filename: str('filename') ?? '',

@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   EXEC_STDIN_UNSUPPORTED: { when: 'input was given for a node whose image has no falcon-agent (serial-login exec)', fix: 'use an image with the agent, or pass the data in the command' },
   CONSOLE_NOT_RUNNING: { when: "the node's console socket is not there: the node is stopped", fix: 'start it with hyperstart NODE' },
   CONSOLE_BUSY: { when: 'another client holds the serial console (QEMU serves one at a time)', fix: 'leave the other session (ctrl-q)' },
+  CONSOLE_CLOSED: { when: "the node's console closed while Falcon used it (its QEMU exited)", fix: 'look at the node with info; hyperstart it if it stopped' },
+  CONSOLE_CONNECT_FAILED: { when: 'connecting to a console socket failed for a reason other than the node being stopped (permissions, a damaged socket)', fix: 'the message has the system error' },
   CONSOLE_WAIT: { when: 'the console did not show what was awaited; carries the last output received', fix: 'read the output tail in the message' },
   DOWNLOAD_FAILED: { when: 'an image download failed (HTTP status, network)', fix: 'check the URL and the network' },
   IMAGE_INVALID_NAME: { when: 'an image name has characters other than letters, digits, ".", "_", "-"', fix: 'choose another name' },
