@@ -224,13 +224,12 @@ describe('state.json', () => {
 
   it('names the file, each bad field and the fix when the content does not match', () => {
     const bad = { ...good, accel: 'hvf', nodes: { a: { ...good.nodes.a, exec: 'ssh', qemuArgs: 'x' } } };
-    const e = (() => {
-      try {
-        parseState(JSON.stringify(bad), file);
-      } catch (x) {
-        return x as Error & { code: string };
-      }
-    })();
+    let e: (Error & { code?: string }) | undefined;
+    try {
+      parseState(JSON.stringify(bad), file);
+    } catch (x) {
+      e = x as Error & { code?: string };
+    }
     expect(e?.code).toBe('STATE_FILE');
     expect(e?.message).toContain(`${file} is damaged`);
     expect(e?.message).toMatch(/accel:/);
