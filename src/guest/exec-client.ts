@@ -27,21 +27,20 @@ import {
 } from './exec-protocol.js';
 import { handshake } from './exec-handshake.js';
 import { ExecConnectionPool } from './exec-pool.js';
-import { ExecChannelError, ExecTimeoutError, describeTail, oneLine as shorten, whereIs, type ExecOptions, type ExecResult } from './exec-types.js';
+import {
+  ExecChannelError,
+  ExecTimeoutError,
+  describeTail,
+  oneLine as shorten,
+  whereIs,
+  type ConnectOptions,
+  type ExecOptions,
+  type ExecOverChannelOptions,
+  type ExecResult,
+} from './exec-types.js';
 
 export { ExecChannelError, ExecTimeoutError, ExecError, encodeResult } from './exec-types.js';
-export type { ExecChannelErrorCode, ExecEncoding, ExecOptions, ExecResult } from './exec-types.js';
-
-export interface ConnectOptions {
-  /**
-   * How long to wait for the agent's handshake (it is slower while the guest boots or while
-   * another falcon process holds the channel). Default 30 s.
-   */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Node name, for error messages. */
-  node?: string;
-}
+export type { ConnectOptions, ExecChannelErrorCode, ExecEncoding, ExecOptions, ExecOverChannelOptions, ExecResult } from './exec-types.js';
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -358,13 +357,6 @@ export class ExecConnection {
       p.resolve({ exitCode, signal, stdout, stderr, durationMs: Date.now() - p.started });
     }
   }
-}
-
-export interface ExecOverChannelOptions extends ExecOptions {
-  /** Handshake timeout (see ConnectOptions.timeoutMs). Default 30 s. */
-  connectTimeoutMs?: number;
-  /** Node name, for error messages. */
-  node?: string;
 }
 
 /**

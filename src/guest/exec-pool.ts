@@ -5,7 +5,7 @@
  * `lingerMs` after its last exec finishes, so other processes' execs on the node wait at most
  * that long.
  */
-import type { ExecOptions, ExecResult } from './exec-types.js';
+import type { ConnectOptions, ExecOptions, ExecOverChannelOptions, ExecResult } from './exec-types.js';
 
 /** What the pool needs of a connection (ExecConnection; a fake in tests). */
 export interface PooledConnection {
@@ -16,13 +16,7 @@ export interface PooledConnection {
   close(): void;
 }
 
-export interface PoolConnectOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  node?: string;
-}
-
-export type Connect<C extends PooledConnection> = (socketPath: string, opts: PoolConnectOptions) => Promise<C>;
+export type Connect<C extends PooledConnection> = (socketPath: string, opts: ConnectOptions) => Promise<C>;
 
 interface Entry<C> {
   conn: Promise<C>;
@@ -39,7 +33,7 @@ export class ExecConnectionPool<C extends PooledConnection = PooledConnection> {
   ) {}
 
   /** Runs `command` on the node behind `socketPath`, on its shared connection (opened when needed). */
-  async exec(socketPath: string, command: string, opts: ExecOptions & { connectTimeoutMs?: number; node?: string } = {}): Promise<ExecResult<Buffer>> {
+  async exec(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult<Buffer>> {
     const entry = await this.acquire(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
     let conn: C | undefined;
     try {
@@ -61,7 +55,7 @@ export class ExecConnectionPool<C extends PooledConnection = PooledConnection> {
     for (const [p, e] of [...this.open]) this.drop(p, e);
   }
 
-  private async acquire(socketPath: string, opts: PoolConnectOptions): Promise<Entry<C>> {
+  private async acquire(socketPath: string, opts: ConnectOptions): Promise<Entry<C>> {
     let entry = this.open.get(socketPath);
     if (entry && (await entry.conn.then((c) => c.closed, () => true))) {
       this.drop(socketPath, entry);

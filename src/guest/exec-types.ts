@@ -37,6 +37,26 @@ export interface ExecOptions {
   onStderr?: (chunk: Buffer) => void;
 }
 
+/** How to reach a node's agent. */
+export interface ConnectOptions {
+  /**
+   * How long to wait for the agent's handshake (it is slower while the guest boots or while
+   * another falcon process holds the channel). Default 30 s.
+   */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Node name, for error messages. */
+  node?: string;
+}
+
+/** One exec over the channel, connection included. */
+export interface ExecOverChannelOptions extends ExecOptions {
+  /** Handshake timeout (see ConnectOptions.timeoutMs). Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Node name, for error messages. */
+  node?: string;
+}
+
 /** Options asking for strings (the default). */
 export type ExecTextOptions = ExecOptions & { encoding?: 'utf8' };
 /** Options asking for Buffers. */
