@@ -271,6 +271,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * every node has booted and finished its set-up, ready for `exec`.
    */
   async launch(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.bootTimeoutSetting(); // a bad setting fails before anything is created
     await this.preflight();
     await using _lock = await this.lock('launch');
     const spec = this.toSpec();
@@ -373,14 +374,17 @@ export class Runner extends Topology implements AsyncDisposable {
     }
   }
 
-  /** How long a node may take to boot: the runner's option, $FALCON_BOOT_TIMEOUT, or the accelerator's default. */
+  /** The boot timeout the user set (option, else $FALCON_BOOT_TIMEOUT), checked; undefined for the default. */
+  private bootTimeoutSetting(): number | undefined {
+    if (this.bootTimeoutMs === undefined) return bootTimeoutFromEnv(this.env);
+    if (!(Number.isFinite(this.bootTimeoutMs) && this.bootTimeoutMs > 0))
+      throw new FalconError('INVALID_ARGUMENT', `the runner option bootTimeoutMs is ${this.bootTimeoutMs}; it takes a positive number of milliseconds`);
+    return this.bootTimeoutMs;
+  }
+
+  /** How long a node may take to boot: the user's setting, or the accelerator's default. */
   private bootDeadlineMs(state: RunState): number {
-    if (this.bootTimeoutMs !== undefined) {
-      if (!(Number.isFinite(this.bootTimeoutMs) && this.bootTimeoutMs > 0))
-        throw new FalconError('INVALID_ARGUMENT', `the runner option bootTimeoutMs is ${this.bootTimeoutMs}; it takes a positive number of milliseconds`);
-      return this.bootTimeoutMs;
-    }
-    return bootTimeoutFromEnv(this.env) ?? (state.accel === 'kvm' ? 60_000 : 180_000);
+    return this.bootTimeoutSetting() ?? (state.accel === 'kvm' ? 60_000 : 180_000);
   }
 
   private async waitReady(n: NodeSpec, ns: NodeState, deadlineMs: number, signal: AbortSignal): Promise<void> {
@@ -510,6 +514,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * devices (after a host power loss only disks and `.falcon` remain).
    */
   async hyperstart(nodes?: NodeRef | readonly NodeRef[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.bootTimeoutSetting();
     const names = await this.targetNames(nodes);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstart');

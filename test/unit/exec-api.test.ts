@@ -2,7 +2,7 @@
  * The exec API's pure parts: result encodings, ExecError, the handshake reader, the connection
  * pool, state.json checks, FALCON_BOOT_TIMEOUT, and node handles given to a Runner.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, createConnection, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,6 +269,16 @@ describe('FALCON_BOOT_TIMEOUT', () => {
     }
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(String(err)).toContain(`FALCON_BOOT_TIMEOUT=${JSON.stringify(v)} is not a positive number of seconds`);
+  });
+});
+
+describe('Runner and FALCON_BOOT_TIMEOUT', () => {
+  it('launch refuses a bad value before it creates anything', async () => {
+    const falconDir = join(dir, 'bt', '.falcon');
+    const d = new Runner('bt', { falconDir, logger: silentLogger, imageDir: join(dir, 'images'), env: { FALCON_BOOT_TIMEOUT: 'soon' } });
+    d.node('n', 'tiny', 1, 256);
+    await expect(d.launch()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('FALCON_BOOT_TIMEOUT="soon"') });
+    await expect(stat(falconDir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 
