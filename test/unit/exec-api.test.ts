@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, createConnection, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { ExecError, encodeResult, tailLines, type ExecResult } from '../../src/guest/exec-types.js';
 import { handshake, readHelloReply } from '../../src/guest/exec-handshake.js';
 import { ExecConnectionPool, type PooledConnection } from '../../src/guest/exec-pool.js';
@@ -47,6 +47,21 @@ describe('exec result encodings', () => {
     const r = encodeResult(raw({ stdout: bytes }), 'buffer');
     expect(Buffer.isBuffer(r.stdout)).toBe(true);
     expect(r.stdout.equals(bytes)).toBe(true);
+  });
+});
+
+describe('result types follow the encoding (checked by tsc)', () => {
+  it('exec and succeed give strings by default and Buffers with encoding buffer', () => {
+    type D = InstanceType<typeof Runner>;
+    expectTypeOf<Awaited<ReturnType<D['exec']>>>().toMatchTypeOf<ExecResult<string> | ExecResult<Buffer>>();
+    const typed = async (d: D) => {
+      expectTypeOf((await d.exec('n', 'x')).stdout).toEqualTypeOf<string>();
+      expectTypeOf((await d.exec('n', 'x', { timeoutMs: 1 })).stderr).toEqualTypeOf<string>();
+      expectTypeOf((await d.exec('n', 'x', { encoding: 'buffer' })).stdout).toEqualTypeOf<Buffer>();
+      expectTypeOf((await d.succeed('n', 'x')).stdout).toEqualTypeOf<string>();
+      expectTypeOf((await d.succeed('n', 'x', { encoding: 'buffer' })).stderr).toEqualTypeOf<Buffer>();
+    };
+    expect(typeof typed).toBe('function');
   });
 });
 
