@@ -103,7 +103,7 @@ export class ExecConnection {
 
   /**
    * Connects and performs the handshake. Rejects with ExecChannelError EXEC_NOT_RUNNING when no
-   * QEMU serves the socket, 'no-answer' when the agent does not answer in time.
+   * QEMU serves the socket, EXEC_NO_ANSWER when the agent does not answer in time.
    */
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ExecConnection> {
     opts.signal?.throwIfAborted();
@@ -231,7 +231,7 @@ export class ExecConnection {
 
   /**
    * Closes the connection; the agent then kills any command still running for it. Pending
-   * execs reject with ExecChannelError 'closed'.
+   * execs reject with ExecChannelError EXEC_CLOSED.
    */
   close(): void {
     if (!this.failure) this.fail(new ExecChannelError('EXEC_CLOSED', `The exec connection to ${this.where()} was closed.`));
