@@ -11,8 +11,9 @@
  * ```
  */
 export { Runner, LaunchError } from './runner/runner.js';
-export type { RunnerOptions, ExecOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
+export type { RunnerOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
 export { PreflightError } from './runner/preflight.js';
+export { StateFileError } from './runner/state.js';
 export { run, runWithExtra, runCli } from './cli/program.js';
 export type { ExtraCommand } from './cli/program.js';
 export { Topology, Node, gb, mb } from './model/topology.js';
@@ -26,15 +27,15 @@ export { TimeoutError } from './util/abort.js';
 export { LockBusyError } from './util/lock.js';
 export { QmpError } from './host/qmp.js';
 export { NetworkError } from './host/net.js';
-export { ExecChannelError, ExecTimeoutError } from './guest/exec-client.js';
-export type { ExecChannelErrorCode } from './guest/exec-client.js';
+export { ExecChannelError, ExecTimeoutError, ExecError } from './guest/exec-types.js';
+export type { ExecChannelErrorCode, ExecOptions, ExecTextOptions, ExecBufferOptions, ExecEncoding } from './guest/exec-types.js';
 export { ProtocolError } from './guest/exec-protocol.js';
 export { ConsoleNotRunningError, ConsoleBusyError, ConsoleWaitError } from './guest/console.js';
 export { ImageError } from './images/store.js';
 export type { ImageErrorCode } from './images/store.js';
 export { DownloadError } from './images/download.js';
 export type { FalconErrorCode } from './util/errors.js';
-export type { ExecResult } from './guest/exec-client.js';
+export type { ExecResult } from './guest/exec-types.js';
 export { ImageStore } from './images/store.js';
 export type { ImageMeta } from './images/types.js';
 export { consoleLogger, memoryLogger, silentLogger } from './util/log.js';

@@ -190,7 +190,8 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     .action(async (node: string, words: string[], o: { timeout?: number; stdin?: boolean }) => {
       // Standard input is read only when asked for, so a loop feeding a script never loses it.
       const input = o.stdin ? await readAll(process.stdin) : undefined;
-      const res = await r().exec(node, words.join(' '), { timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined, input });
+      // Buffers: the guest's output reaches our stdout byte for byte.
+      const res = await r().exec(node, words.join(' '), { timeoutMs: o.timeout !== undefined ? o.timeout * 1000 : undefined, input, encoding: 'buffer' });
       if (res.stdout.length) ctx.stdout(res.stdout);
       if (res.stderr.length) process.stderr.write(res.stderr);
       ctx.setExit(res.exitCode ?? 128 + signalNumber(res.signal));

@@ -14,125 +14,37 @@ import type { Logger } from '../util/log.js';
 import {
   FrameDecoder,
   FrameType,
-  HEADER_SIZE,
-  MAX_PAYLOAD,
-  PROTOCOL_VERSION,
   ProtocolError,
   decodeExit,
-  decodeHelloAck,
   decodeStarted,
   encodeExec,
   encodeFrame,
-  encodeHello,
   encodeKill,
   encodeStdin,
-  findHelloReply,
   type ExitStatus,
   type Frame,
   type HelloAck,
 } from './exec-protocol.js';
-import { FalconError } from '../util/errors.js';
+import { handshake } from './exec-handshake.js';
+import { ExecConnectionPool } from './exec-pool.js';
+import {
+  ExecChannelError,
+  ExecTimeoutError,
+  describeTail,
+  oneLine as shorten,
+  whereIs,
+  type ConnectOptions,
+  type ExecOptions,
+  type ExecOverChannelOptions,
+  type ExecResult,
+} from './exec-types.js';
 
-export interface ExecResult {
-  /** Exit status, or null when the command was killed by a signal. */
-  exitCode: number | null;
-  /** Signal name ("SIGKILL") when the command was killed by one, else null. */
-  signal: string | null;
-  stdout: Buffer;
-  stderr: Buffer;
-  durationMs: number;
-}
-
-export interface ExecOptions {
-  /** Kill the command (SIGTERM, then SIGKILL after killGraceMs) after this long. Default 10 min. */
-  timeoutMs?: number;
-  /** Aborting kills the command the same way and rejects with the signal's reason. */
-  signal?: AbortSignal;
-  /** Written to the command's stdin, which is then closed. Without it stdin is at EOF. */
-  input?: string | Buffer;
-  /** Extra environment variables (the agent sets PATH, HOME=/root, ...; these override). */
-  env?: Record<string, string>;
-  /** Time between SIGTERM and SIGKILL on timeout/abort. Default 2 s. */
-  killGraceMs?: number;
-  /** Streamed output, as it arrives. */
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
-}
-
-export interface ConnectOptions {
-  /**
-   * How long to wait for the agent's handshake (it is slower while the guest boots or while
-   * another falcon process holds the channel). Default 30 s.
-   */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Node name, for error messages. */
-  node?: string;
-}
+export { ExecChannelError, ExecTimeoutError, ExecError, encodeResult } from './exec-types.js';
+export type { ConnectOptions, ExecChannelErrorCode, ExecEncoding, ExecOptions, ExecOverChannelOptions, ExecResult } from './exec-types.js';
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const DEFAULT_KILL_GRACE_MS = 2000;
-/** Resent until answered: the agent drops a partial frame left by a dead client after 2 s idle. */
-const HELLO_RESEND_MS = 3000;
-const TAIL_BYTES = 2048;
-
-export type ExecChannelErrorCode =
-  | 'EXEC_NOT_RUNNING' // no socket / nobody listening
-  | 'EXEC_NO_ANSWER' // connected, but the agent did not complete the handshake in time
-  | 'EXEC_BUSY' // the socket's backlog is full of other clients (retried until the connect timeout)
-  | 'EXEC_VERSION' // the agent speaks another protocol version
-  | 'EXEC_PROTOCOL' // garbage on the stream
-  | 'EXEC_CONNECTION_LOST'
-  | 'EXEC_AGENT_ERROR' // the agent could not run the command (fork failed, bad request, ...)
-  | 'EXEC_CLOSED'; // this connection was closed by its owner
-
-/** Any failure of the exec channel itself (not of the command, whose status is in ExecResult). */
-export class ExecChannelError extends FalconError {
-  override name = 'ExecChannelError';
-  constructor(
-    override readonly code: ExecChannelErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options);
-  }
-}
-
-/** The command outlived its timeout and was killed; carries what it printed. */
-export class ExecTimeoutError extends FalconError {
-  override name = 'ExecTimeoutError';
-  constructor(
-    readonly command: string,
-    readonly timeoutMs: number,
-    readonly stdout: Buffer,
-    readonly stderr: Buffer,
-    /** How it ended after the kill, when the agent reported it. */
-    readonly exitCode: number | null,
-    readonly signal: string | null,
-    node?: string,
-  ) {
-    super(
-      'EXEC_TIMEOUT',
-      `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed` +
-        `${signal ? ` (it ended by ${signal})` : exitCode !== null ? ` (it exited ${exitCode})` : ''}: ${shorten(command)}\n` +
-        `Raise the timeout if it needs longer.${describeTail(stdout, stderr)}`,
-    );
-  }
-}
-
-function shorten(s: string): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > 120 ? `${one.slice(0, 120)}...` : one;
-}
-
-function describeTail(stdout: Buffer, stderr: Buffer): string {
-  const tail = (b: Buffer) => b.subarray(Math.max(0, b.length - TAIL_BYTES)).toString('utf8').trimEnd();
-  let s = '';
-  if (stdout.length) s += `\n--- stdout (last ${Math.min(TAIL_BYTES, stdout.length)} of ${stdout.length} bytes) ---\n${tail(stdout)}`;
-  if (stderr.length) s += `\n--- stderr (last ${Math.min(TAIL_BYTES, stderr.length)} of ${stderr.length} bytes) ---\n${tail(stderr)}`;
-  return s;
-}
 
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, num]) => [num as number, name]),
@@ -145,10 +57,6 @@ export function signalName(num: number): string {
 
 function randomId(): bigint {
   return randomBytes(8).readBigUInt64BE(0);
-}
-
-function whereIs(socketPath: string, node?: string): string {
-  return node ? `node ${node} (exec socket ${socketPath})` : `exec socket ${socketPath}`;
 }
 
 interface PendingExec {
@@ -164,7 +72,7 @@ interface PendingExec {
   opts: ExecOptions;
   timers: NodeJS.Timeout[];
   onAbort?: () => void;
-  resolve(r: ExecResult): void;
+  resolve(r: ExecResult<Buffer>): void;
   reject(e: unknown): void;
 }
 
@@ -195,7 +103,7 @@ export class ExecConnection {
 
   /**
    * Connects and performs the handshake. Rejects with ExecChannelError EXEC_NOT_RUNNING when no
-   * QEMU serves the socket, 'no-answer' when the agent does not answer in time.
+   * QEMU serves the socket, EXEC_NO_ANSWER when the agent does not answer in time.
    */
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<ExecConnection> {
     opts.signal?.throwIfAborted();
@@ -216,139 +124,26 @@ export class ExecConnection {
     );
   }
 
-  private static connectOnce(socketPath: string, opts: ConnectOptions, timeoutMs: number): Promise<ExecConnection> {
+  private static async connectOnce(socketPath: string, opts: ConnectOptions, timeoutMs: number): Promise<ExecConnection> {
     const nonce = randomId();
-    const where = whereIs(socketPath, opts.node);
-    return new Promise<ExecConnection>((resolve, reject) => {
-      const socket = createConnection({ path: socketPath });
-      let pre: Buffer = Buffer.alloc(0);
-      let done = false;
-      let resend: NodeJS.Timeout | undefined;
-      const finish = (err: unknown, conn?: ExecConnection) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        clearInterval(resend);
-        opts.signal?.removeEventListener('abort', onAbort);
-        socket.off('data', onData);
-        socket.off('error', onError);
-        socket.off('close', onClose);
-        if (conn) return resolve(conn);
-        socket.on('error', () => {}); // late errors of an abandoned socket are of no interest
-        socket.destroy();
-        reject(err);
-      };
-      const onAbort = () => finish(opts.signal!.reason);
-      const timer = setTimeout(
-        () =>
-          finish(
-            new ExecChannelError(
-              'EXEC_NO_ANSWER',
-              `The guest agent on ${where} did not answer within ${timeoutMs} ms. The guest may still be booting, ` +
-                'falcon-agent may not be running in it (check the serial console), or another falcon command is using ' +
-                'the exec channel (connections queue until it finishes); retry or raise the timeout.',
-            ),
-          ),
-        timeoutMs,
-      );
-      const onError = (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
-          finish(
-            new ExecChannelError(
-              'EXEC_NOT_RUNNING',
-              `Cannot exec on ${where}: the node is not running (${e.code === 'ENOENT' ? 'no such socket' : 'nobody is listening'}). ` +
-                'Launch the topology first, and check the node name.',
-              { cause: e },
-            ),
-          );
-        } else if (e.code === 'EAGAIN') {
-          finish(
-            new ExecChannelError(
-              'EXEC_BUSY',
-              `The exec channel of ${where} is busy: other falcon commands are queued on it. Retry when they are done.`,
-              { cause: e },
-            ),
-          );
-        } else {
-          finish(new ExecChannelError('EXEC_CONNECTION_LOST', `Cannot connect to ${where}: ${e.message}`, { cause: e }));
-        }
-      };
-      const onClose = () =>
-        finish(
-          new ExecChannelError(
-            'EXEC_CONNECTION_LOST',
-            `The exec channel of ${where} closed during the handshake; the node may be shutting down. Retry once it runs.`,
-          ),
-        );
-      const onData = (chunk: Buffer) => {
-        pre = pre.length ? Buffer.concat([pre, chunk]) : chunk;
-        const found = findHelloReply(pre, nonce);
-        if ('discard' in found) {
-          pre = pre.subarray(found.discard); // stale output meant for an earlier client
-          return;
-        }
-        const rest = pre.subarray(found.offset);
-        let frames: Frame[];
-        const dec = new FrameDecoder();
-        try {
-          // Decode just the reply; anything after it belongs to the connection proper.
-          if (rest.length < HEADER_SIZE) return;
-          const len = rest.readUInt32BE(16);
-          if (len > MAX_PAYLOAD) throw new ProtocolError(`the handshake reply announces a ${len}-byte payload; the stream is corrupt`);
-          if (rest.length < HEADER_SIZE + len) return;
-          frames = dec.push(rest.subarray(0, HEADER_SIZE + len));
-        } catch (e) {
-          return finish(new ExecChannelError('EXEC_PROTOCOL', `${where}: ${(e as Error).message}`, { cause: e }));
-        }
-        const reply = frames[0]!;
-        const leftover = Buffer.from(rest.subarray(HEADER_SIZE + reply.payload.length));
-        if (reply.type === FrameType.Error) {
-          const msg = reply.payload.toString('utf8');
-          return finish(
-            new ExecChannelError(/version/i.test(msg) ? 'EXEC_VERSION' : 'EXEC_AGENT_ERROR', `The guest agent on ${where} refused the connection: ${msg}`),
-          );
-        }
-        let ack: HelloAck;
-        try {
-          ack = decodeHelloAck(reply.payload);
-        } catch (e) {
-          return finish(new ExecChannelError('EXEC_PROTOCOL', `${where}: ${(e as Error).message}`, { cause: e }));
-        }
-        if (ack.version !== PROTOCOL_VERSION) {
-          return finish(
-            new ExecChannelError(
-              'EXEC_VERSION',
-              `The guest agent on ${where} speaks exec protocol ${ack.version}, this falcon speaks ${PROTOCOL_VERSION}: rebuild the node's image.`,
-            ),
-          );
-        }
-        finish(undefined, new ExecConnection(socket, socketPath, nonce, ack, opts.node, leftover));
-      };
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      socket.on('error', onError);
-      socket.on('close', onClose);
-      socket.on('data', onData);
-      socket.on('connect', () => {
-        const hello = encodeHello(nonce);
-        socket.write(hello);
-        resend = setInterval(() => socket.write(hello), HELLO_RESEND_MS);
-      });
-    });
+    const socket = createConnection({ path: socketPath });
+    const { ack, leftover } = await handshake(socket, { nonce, timeoutMs, signal: opts.signal, where: whereIs(socketPath, opts.node) });
+    return new ExecConnection(socket, socketPath, nonce, ack, opts.node, leftover);
   }
 
-  /** True once closed or broken; further execs reject. */
   /** An idle connection does not keep the process alive (`false`), a busy one does (`true`). */
   keepProcessAlive(busy: boolean): void {
     if (busy) this.socket.ref();
     else this.socket.unref();
   }
 
+  /** True once closed or broken; further execs reject. */
   get closed(): boolean {
     return this.failure !== undefined;
   }
 
   /** Runs `/bin/sh -c command` in the guest. Resolves with its status and output, whatever the status. */
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult<Buffer>> {
     if (this.failure) return Promise.reject(this.failure);
     if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
     let id = randomId();
@@ -361,7 +156,7 @@ export class ExecConnection {
     } catch (e) {
       return Promise.reject(e);
     }
-    return new Promise<ExecResult>((resolve, reject) => {
+    return new Promise<ExecResult<Buffer>>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
       const p: PendingExec = {
         command,
@@ -436,7 +231,7 @@ export class ExecConnection {
 
   /**
    * Closes the connection; the agent then kills any command still running for it. Pending
-   * execs reject with ExecChannelError 'closed'.
+   * execs reject with ExecChannelError EXEC_CLOSED.
    */
   close(): void {
     if (!this.failure) this.fail(new ExecChannelError('EXEC_CLOSED', `The exec connection to ${this.where()} was closed.`));
@@ -564,20 +359,13 @@ export class ExecConnection {
   }
 }
 
-export interface ExecOverChannelOptions extends ExecOptions {
-  /** Handshake timeout (see ConnectOptions.timeoutMs). Default 30 s. */
-  connectTimeoutMs?: number;
-  /** Node name, for error messages. */
-  node?: string;
-}
-
 /**
  * Runs one shell command in the guest: connect, handshake, exec, disconnect. Resolves with the
  * status and output whatever the exit status; rejects with ExecTimeoutError on timeout (with
  * the partial output), ExecChannelError when the channel fails (e.g. EXEC_NOT_RUNNING), or the
  * signal's reason on abort.
  */
-export async function execOverChannel(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
+export async function execOverChannel(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult<Buffer>> {
   const conn = await ExecConnection.connect(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
   try {
     return await conn.exec(command, opts);
@@ -630,55 +418,9 @@ export async function waitForAgent(
   );
 }
 
-/**
- * One connection per node shared by the execs of this process, so concurrent execs run at once
- * (QEMU serves one client per socket) and back-to-back execs skip the reconnect (after a
- * disconnect the agent looks for the next client only every 100 ms). It is closed `lingerMs`
- * after the last exec finishes, so other processes' execs on the node wait at most that long.
- */
-export class SharedExecConnections {
-  private readonly open = new Map<string, { conn: Promise<ExecConnection>; users: number; timer?: NodeJS.Timeout }>();
-
-  constructor(private readonly lingerMs = 200) {}
-
-  async exec(socketPath: string, command: string, opts: ExecOverChannelOptions = {}): Promise<ExecResult> {
-    let entry = this.open.get(socketPath);
-    if (entry && (await entry.conn.then((c) => c.closed, () => true))) {
-      this.drop(socketPath, entry);
-      entry = undefined;
-    }
-    if (!entry) {
-      const conn = ExecConnection.connect(socketPath, { timeoutMs: opts.connectTimeoutMs, signal: opts.signal, node: opts.node });
-      entry = { conn, users: 0 };
-      this.open.set(socketPath, entry);
-      const e = entry;
-      conn.catch(() => this.drop(socketPath, e));
-    }
-    clearTimeout(entry.timer);
-    entry.users++;
-    let conn: ExecConnection | undefined;
-    try {
-      conn = await entry.conn;
-      conn.keepProcessAlive(true);
-      return await conn.exec(command, opts);
-    } finally {
-      if (--entry.users === 0 && this.open.get(socketPath) === entry) {
-        const e = entry;
-        conn?.keepProcessAlive(false);
-        e.timer = setTimeout(() => this.drop(socketPath, e), this.lingerMs);
-        e.timer.unref();
-      }
-    }
-  }
-
-  private drop(socketPath: string, entry: { conn: Promise<ExecConnection>; timer?: NodeJS.Timeout }): void {
-    clearTimeout(entry.timer);
-    if (this.open.get(socketPath) === entry) this.open.delete(socketPath);
-    entry.conn.then((c) => c.close(), () => {});
-  }
-
-  /** Close every connection now (before stopping a node, or when done). */
-  closeAll(): void {
-    for (const [p, e] of [...this.open]) this.drop(p, e);
+/** The pool of exec connections a Runner shares among its execs (see ExecConnectionPool). */
+export class SharedExecConnections extends ExecConnectionPool<ExecConnection> {
+  constructor(lingerMs = 200) {
+    super((socketPath, opts) => ExecConnection.connect(socketPath, opts), lingerMs);
   }
 }

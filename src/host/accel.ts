@@ -3,6 +3,9 @@
  * it), so KVM is chosen only after a probe guest boots under it within a deadline.
  */
 import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { FalconError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { HostCommandError, type ProcessRunner } from './process.js';
 import type { Accel } from './qemu.js';
@@ -88,11 +91,37 @@ export async function chooseAccel(
 ): Promise<AccelDecision> {
   const forced = env.FALCON_ACCEL?.trim().toLowerCase();
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `${forced}: chosen by FALCON_ACCEL=${forced}` };
-  if (forced) throw new Error(`FALCON_ACCEL=${env.FALCON_ACCEL} is not understood; set it to kvm or tcg, or unset it to let Falcon probe`);
+  if (forced) throw new FalconError('INVALID_ARGUMENT', `FALCON_ACCEL=${env.FALCON_ACCEL} is not understood; set it to kvm or tcg, or unset it to let Falcon probe`);
   const dev = await kvmDeviceProblem();
   if (dev) return { accel: 'tcg', reason: `tcg: ${dev}; guests run under software emulation (slower)` };
   const r = await probe();
   return r.ok
     ? { accel: 'kvm', reason: `kvm: ${r.detail}` }
     : { accel: 'tcg', reason: `tcg: /dev/kvm exists but ${r.detail}; falling back to software emulation (slower). Set FALCON_ACCEL=kvm to force KVM.` };
+}
+
+export interface CachedProbeInput extends Omit<ProbeInput, 'kernel' | 'initrd'> {
+  /** Where the result is kept, per host kernel release. */
+  cacheFile: string;
+  /** The probe guest's kernel (the tiny image's), or undefined when there is none to boot yet. */
+  kernel: () => Promise<{ kernel: string; initrd?: string } | undefined>;
+  /** Said when there is no kernel to probe with. */
+  noKernelDetail: string;
+}
+
+/** probeKvm once per host kernel release: the result is cached in `cacheFile`. */
+export async function cachedKvmProbe(p: CachedProbeInput): Promise<{ ok: boolean; detail: string }> {
+  const host = (await fs.readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '')).trim();
+  const cached = await fs.readFile(p.cacheFile, 'utf8').then(
+    (t) => JSON.parse(t) as { host?: string; result?: { ok: boolean; detail: string } },
+    () => undefined,
+  );
+  if (cached?.host === host && cached.result && typeof cached.result.ok === 'boolean') return cached.result;
+  const k = await p.kernel();
+  if (!k) return { ok: false, detail: p.noKernelDetail };
+  p.log.log({ kind: 'step', msg: 'probing whether guests boot under KVM (once per host)' });
+  const result = await probeKvm({ ...p, kernel: k.kernel, initrd: k.initrd });
+  await fs.mkdir(path.dirname(p.cacheFile), { recursive: true });
+  await writeFileAtomic(p.cacheFile, JSON.stringify({ host, result }));
+  return result;
 }

@@ -3,6 +3,7 @@
  * QMP is newline-delimited JSON on QEMU's monitor socket.
  */
 import net from 'node:net';
+import { TimeoutError } from '../util/abort.js';
 import { FalconError } from '../util/errors.js';
 
 export interface QmpEvent {
@@ -39,7 +40,7 @@ export class QmpClient {
       for (const p of this.pending.splice(0)) p.reject(err);
     };
     sock.on('error', fail);
-    sock.on('close', () => fail(new Error('QMP connection closed')));
+    sock.on('close', () => fail(new FalconError('QMP', 'the QMP connection closed (QEMU exited?); check that the node is running')));
   }
 
   /** Connect, read the greeting and enter command mode. */
@@ -49,15 +50,16 @@ export class QmpClient {
       const s = net.createConnection({ path });
       const t = setTimeout(() => {
         s.destroy();
-        reject(new Error(`QMP: no answer from ${path} within ${timeoutMs} ms`));
+        reject(new TimeoutError(`QMP: no answer from ${path} within ${timeoutMs} ms; QEMU may be hung (see the node's .err log)`));
       }, timeoutMs);
       s.once('connect', () => {
         clearTimeout(t);
         resolve(s);
       });
-      s.once('error', (e) => {
+      s.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(t);
-        reject(e);
+        const gone = e.code === 'ENOENT' || e.code === 'ECONNREFUSED';
+        reject(new FalconError('QMP', `cannot connect to the QMP socket ${path} (${e.code ?? e.message})${gone ? ': the node is not running; start it with hyperstart' : ''}`, { cause: e }));
       });
     });
     const c = new QmpClient(sock);
@@ -69,7 +71,7 @@ export class QmpClient {
 
   /** Run a QMP command and return its `return` value. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
-    if (this.closed) return Promise.reject(new Error(`QMP connection closed; cannot run ${command}`));
+    if (this.closed) return Promise.reject(new FalconError('QMP', `the QMP connection is closed; cannot run ${command}`));
     this.sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
     return this.enqueue(command, opts.timeoutMs ?? 30_000, opts.signal) as Promise<T>;
   }
@@ -80,7 +82,7 @@ export class QmpClient {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const w = { name, resolve: (e: QmpEvent) => done(() => resolve(e)) };
-      const t = setTimeout(() => done(() => reject(new Error(`QMP: no ${name} event within ${opts.timeoutMs ?? 30_000} ms`))), opts.timeoutMs ?? 30_000);
+      const t = setTimeout(() => done(() => reject(new TimeoutError(`QMP: no ${name} event within ${opts.timeoutMs ?? 30_000} ms`))), opts.timeoutMs ?? 30_000);
       const onAbort = () => done(() => reject(opts.signal!.reason));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const done = (f: () => void) => {
@@ -100,7 +102,7 @@ export class QmpClient {
 
   private enqueue(command: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => finish(new Error(`QMP: ${command} not answered within ${timeoutMs} ms`)), timeoutMs);
+      const t = setTimeout(() => finish(new TimeoutError(`QMP: ${command} not answered within ${timeoutMs} ms; QEMU may be hung (see the node's .err log)`)), timeoutMs);
       const onAbort = () => finish(signal!.reason as Error);
       signal?.addEventListener('abort', onAbort, { once: true });
       const finish = (err: Error | null, v?: unknown) => {

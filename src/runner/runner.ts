@@ -1,16 +1,24 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Topology, parseTopologyFile, validateSpec } from '../model/topology.js';
+import { Topology, parseTopologyFile, validateSpec, type NodeRef } from '../model/topology.js';
 import type { TopologyProblem } from '../model/errors.js';
 import { TopologyFileError } from '../model/errors.js';
 import type { NodeSpec, TopologySpec } from '../model/spec.js';
 import { hostInterfaces } from '../model/naming.js';
-import { chooseAccel, probeKvm, type AccelDecision } from '../host/accel.js';
+import { cachedKvmProbe, chooseAccel, type AccelDecision } from '../host/accel.js';
 import { checkNetworkPreflight, createNetwork, destroyNetwork, listTopologyInterfaces, type NetdevInfo, type TopologyInterfaceInfo } from '../host/net.js';
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
-import { qemuArgs, type QemuBoot, type QemuNic } from '../host/qemu.js';
-import { QmpClient, qmpOnce } from '../host/qmp.js';
-import { SharedExecConnections, waitForAgent, type ExecResult } from '../guest/exec-client.js';
+import { qemuArgs, type QemuBoot } from '../host/qemu.js';
+import { OVMF_CODE, allVmPids, backupRunningDisk, ensureUefiVars, fdDevicesOf, nicsFor, resetVm, startVm, stopVm, vmPids, vmRunning } from '../host/qemu-vm.js';
+import { SharedExecConnections, waitForAgent } from '../guest/exec-client.js';
+import {
+  ExecError,
+  encodeResult,
+  type ExecBufferOptions,
+  type ExecOptions,
+  type ExecResult,
+  type ExecTextOptions,
+} from '../guest/exec-types.js';
 import { execOverSerial } from '../guest/serial-exec.js';
 import { ConsoleNotRunningError } from '../guest/console.js';
 import { retry } from '../util/retry.js';
@@ -23,7 +31,7 @@ import { consoleLogger, type Logger } from '../util/log.js';
 import { FalconPaths } from './paths.js';
 import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
 import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
-import { allVmPids, logTails, startVm, stopVm, vmPids, vmRunning } from './vm.js';
+import { logTails, vmFiles } from './vm.js';
 import { FalconError } from '../util/errors.js';
 
 export interface RunnerOptions {
@@ -36,18 +44,14 @@ export interface RunnerOptions {
   imageDir?: string;
   /** The host process layer; injectable for tests. */
   processRunner?: ProcessRunner;
-  /** How long a node may take to boot and answer its exec channel. Default 180 s (TCG), 60 s (KVM). */
+  /**
+   * How long a node may take to boot and answer its exec channel. Default $FALCON_BOOT_TIMEOUT
+   * (seconds), else 180 s (TCG) or 60 s (KVM).
+   */
   bootTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   /** The topology is the one saved in the falcon dir (the generic `falcon` CLI), not declared in code. */
   fromSaved?: boolean;
-}
-
-export interface ExecOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  input?: string | Buffer;
-  env?: Record<string, string>;
 }
 
 export interface NodeInfo {
@@ -128,7 +132,7 @@ export class Runner extends Topology implements AsyncDisposable {
     this.store = new ImageStore({ root: options.imageDir, runner: this.proc, log: this.log, env: this.env });
     this.persistent = options.persistent ?? false;
     this.fromSaved = options.fromSaved ?? false;
-    this.bootTimeoutMs = options.bootTimeoutMs ?? (this.env.FALCON_BOOT_TIMEOUT ? Number(this.env.FALCON_BOOT_TIMEOUT) * 1000 : undefined);
+    this.bootTimeoutMs = options.bootTimeoutMs;
   }
 
   /** A runner for the topology saved in `falconDir/topology.json`: what later commands work from. */
@@ -161,9 +165,9 @@ export class Runner extends Topology implements AsyncDisposable {
   }
 
   /** The console socket of a node of this topology. */
-  async consoleSocket(node: string): Promise<string> {
-    await this.nodeState(node);
-    return this.paths.sockets(node).console;
+  async consoleSocket(node: NodeRef): Promise<string> {
+    const { spec } = await this.nodeState(node);
+    return this.paths.sockets(spec.name).console;
   }
 
   /** Take `spec` as the topology to act on (a saved one, or the program's for a derived runner). */
@@ -244,21 +248,22 @@ export class Runner extends Topology implements AsyncDisposable {
   }
 
   private async decideAccel(allowBuild: boolean, signal?: AbortSignal): Promise<AccelDecision> {
-    const cache = path.join(this.store.root, 'cache', 'accel-probe.json');
-    return chooseAccel(this.env, async () => {
-      const host = (await fs.readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '')).trim();
-      const cached = await fs.readFile(cache, 'utf8').then((t) => JSON.parse(t), () => undefined);
-      if (cached && cached.host === host) return cached.result;
-      let img: StoredImage | undefined;
-      if (allowBuild) img = await this.store.ensure('tiny', signal);
-      else if (await this.store.has('tiny')) img = await this.store.get('tiny');
-      if (!img?.kernel) return { ok: false, detail: 'KVM was not probed yet (the probe boots the tiny image; `falcon image build tiny` or a launch does it)' };
-      this.log.log({ kind: 'step', msg: 'probing whether guests boot under KVM (once per host)' });
-      const result = await probeKvm({ runner: this.proc, log: this.log, kernel: img.kernel, initrd: img.initrd, signal });
-      await fs.mkdir(path.dirname(cache), { recursive: true });
-      await writeFileAtomic(cache, JSON.stringify({ host, result }));
-      return result;
-    });
+    return chooseAccel(this.env, () =>
+      cachedKvmProbe({
+        cacheFile: path.join(this.store.root, 'cache', 'accel-probe.json'),
+        runner: this.proc,
+        log: this.log,
+        signal,
+        noKernelDetail: 'KVM was not probed yet (the probe boots the tiny image; `falcon image build tiny` or a launch does it)',
+        // The probe boots the tiny image's kernel.
+        kernel: async () => {
+          let img: StoredImage | undefined;
+          if (allowBuild) img = await this.store.ensure('tiny', signal);
+          else if (await this.store.has('tiny')) img = await this.store.get('tiny');
+          return img?.kernel ? { kernel: img.kernel, initrd: img.initrd } : undefined;
+        },
+      }),
+    );
   }
 
   /**
@@ -266,6 +271,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * every node has booted and finished its set-up, ready for `exec`.
    */
   async launch(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.bootTimeoutSetting(); // a bad setting fails before anything is created
     await this.preflight();
     await using _lock = await this.lock('launch');
     const spec = this.toSpec();
@@ -302,7 +308,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   private async launchNode(n: NodeSpec, img: StoredImage, state: RunState, netdevs: NetdevInfo[], signal?: AbortSignal): Promise<void> {
     const ns = state.nodes[n.name]!;
-    if (await vmRunning(this.paths, n.name)) {
+    if (await vmRunning(vmFiles(this.paths, n.name))) {
       this.log.log({ kind: 'node', node: n.name, state: 'already running' });
       return;
     }
@@ -314,16 +320,8 @@ export class Runner extends Topology implements AsyncDisposable {
       img.meta.boot.method === 'direct'
         ? { method: 'direct', kernel: img.kernel!, initrd: img.initrd, cmdline: img.meta.boot.cmdline }
         : { method: 'firmware', firmware: img.meta.boot.firmware, varsFile: img.meta.boot.firmware === 'uefi' ? this.paths.uefiVars(n.name) : undefined };
-    if (boot.method === 'firmware' && boot.varsFile && !(await exists(boot.varsFile))) {
-      await fs.copyFile(OVMF_VARS, boot.varsFile);
-      await fs.chmod(boot.varsFile, 0o600);
-    }
-    const fdDevices: string[] = [];
-    const nics: QemuNic[] = netdevs.map((d) => {
-      if (d.kind === 'tap') return { kind: 'tap', ifname: d.ifname, mac: d.mac };
-      fdDevices.push(d.tapDevice);
-      return { kind: 'fd', fd: 2 + fdDevices.length, mac: d.mac };
-    });
+    if (boot.method === 'firmware' && boot.varsFile) await ensureUefiVars(boot.varsFile);
+    const { nics, fdDevices } = nicsFor(netdevs);
     ns.qemuArgs = qemuArgs({
       topology: this.name,
       node: n,
@@ -345,14 +343,14 @@ export class Runner extends Topology implements AsyncDisposable {
   private async bootNode(n: NodeSpec, ns: NodeState, state: RunState, signal?: AbortSignal): Promise<void> {
     const started = Date.now();
     this.log.log({ kind: 'node', node: n.name, state: 'starting', detail: `${n.cores} core${n.cores === 1 ? '' : 's'}, ${n.memoryMiB} MiB, ${state.accel}` });
-    const vm = await startVm(this.proc, this.paths, n.name, ns.qemuArgs!, ns.fdDevices);
-    const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
+    const deadlineMs = this.bootDeadlineMs(state);
+    const vm = await startVm(this.proc, vmFiles(this.paths, n.name), ns.qemuArgs!, ns.fdDevices);
     const ac = new AbortController();
     using combined = combineSignals(undefined, signal, ac.signal);
     const sig = combined.signal;
     const died = vm.exited.then(({ code, signal: s }) => {
       ac.abort();
-      throw new Error(`QEMU exited (${s ? `signal ${s}` : `code ${code}`}) before the guest was ready`);
+      throw new FalconError('BOOT_FAILED', `node "${n.name}": QEMU exited (${s ? `signal ${s}` : `code ${code}`}) before the guest was ready; its logs follow`);
     });
     died.catch(() => {});
     try {
@@ -362,11 +360,31 @@ export class Runner extends Topology implements AsyncDisposable {
       throw e;
     }
     this.log.log({ kind: 'node', node: n.name, state: 'booted', detail: `${((Date.now() - started) / 1000).toFixed(1)} s` });
-    if (n.doSetup) {
-      const r = await this.execOn(n.name, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000, signal }, setupCommandLine(n));
-      if (r.exitCode !== 0) throw new Error(`guest set-up failed (exit ${r.exitCode}): ${r.stderr.toString().trim() || r.stdout.toString().trim()}`);
-    }
+    await this.setUp(n, ns, signal);
     this.log.log({ kind: 'node', node: n.name, state: 'ready', detail: `${((Date.now() - started) / 1000).toFixed(1)} s` });
+  }
+
+  /** The guest's set-up (hostname, mounts), after every boot. */
+  private async setUp(n: NodeSpec, ns: NodeState, signal?: AbortSignal): Promise<void> {
+    if (!n.doSetup) return;
+    const r = await this.execOn(n.name, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000, signal }, setupCommandLine(n));
+    if (r.exitCode !== 0) {
+      const out = r.stderr.toString().trim() || r.stdout.toString().trim();
+      throw new FalconError('GUEST_SETUP_FAILED', `the set-up of node "${n.name}" (hostname, mounts) failed with exit status ${r.exitCode}: ${out}; check its mounts and image`);
+    }
+  }
+
+  /** The boot timeout the user set (option, else $FALCON_BOOT_TIMEOUT), checked; undefined for the default. */
+  private bootTimeoutSetting(): number | undefined {
+    if (this.bootTimeoutMs === undefined) return bootTimeoutFromEnv(this.env);
+    if (!(Number.isFinite(this.bootTimeoutMs) && this.bootTimeoutMs > 0))
+      throw new FalconError('INVALID_ARGUMENT', `the runner option bootTimeoutMs is ${this.bootTimeoutMs}; it takes a positive number of milliseconds`);
+    return this.bootTimeoutMs;
+  }
+
+  /** How long a node may take to boot: the user's setting, or the accelerator's default. */
+  private bootDeadlineMs(state: RunState): number {
+    return this.bootTimeoutSetting() ?? (state.accel === 'kvm' ? 60_000 : 180_000);
   }
 
   private async waitReady(n: NodeSpec, ns: NodeState, deadlineMs: number, signal: AbortSignal): Promise<void> {
@@ -390,50 +408,102 @@ export class Runner extends Topology implements AsyncDisposable {
       }
     } catch (e) {
       if (signal.aborted) throw e;
-      throw new Error(`the guest did not become ready within ${deadlineMs / 1000} s (${(e as Error).message.split('\n')[0]})`, { cause: e });
+      throw new FalconError(
+        'BOOT_FAILED',
+        `node "${n.name}" did not become ready within ${deadlineMs / 1000} s (${(e as Error).message.split('\n')[0]}); ` +
+          'read its console log below, or raise FALCON_BOOT_TIMEOUT (seconds) on a slow host',
+        { cause: e },
+      );
     }
   }
 
-  private async execOn(node: string, ns: NodeState, command: string, o: ExecOptions, serialCommand = command): Promise<ExecResult> {
+  private async execOn(node: string, ns: NodeState, command: string, o: ExecOptions, serialCommand = command): Promise<ExecResult<Buffer>> {
     const socks = this.paths.sockets(node);
     if (ns.exec === 'agent') return this.execConns.exec(socks.exec, command, { ...o, node });
-    if (o.input !== undefined) throw new Error(`node "${node}" runs commands over its serial console (its image has no falcon-agent), which cannot pass input`);
+    if (o.input !== undefined)
+      throw new FalconError(
+        'EXEC_STDIN_UNSUPPORTED',
+        `node "${node}" runs commands over its serial console (its image has no falcon-agent), which cannot pass input; use an image with the agent, or put the data in the command`,
+      );
     const started = Date.now();
     const r = await execOverSerial(socks.console, serialCommand, { user: ns.login?.user, password: ns.login?.password, timeoutMs: o.timeoutMs, signal: o.signal, log: this.log });
     return { exitCode: r.exitCode, signal: null, stdout: Buffer.from(r.stdout), stderr: Buffer.alloc(0), durationMs: Date.now() - started };
   }
 
-  private async nodeState(node: string): Promise<{ spec: NodeSpec; ns: NodeState; state: RunState }> {
+  /** The name of a node given by handle or name. */
+  private nodeName(node: NodeRef): string {
+    if (typeof node === 'string') return node;
+    if (node.topology !== this.name)
+      throw new FalconError('NODE_NOT_FOUND', `node "${node.name}" belongs to topology "${node.topology}", not "${this.name}"; pass a node of this topology`);
+    return node.name;
+  }
+
+  private async nodeState(node: NodeRef): Promise<{ spec: NodeSpec; ns: NodeState; state: RunState }> {
+    const name = this.nodeName(node);
     const spec = await this.effectiveSpec();
-    const n = spec.nodes.find((x) => x.name === node);
-    if (!n) throw new Error(`topology "${spec.name}" has no node "${node}"; its nodes are: ${spec.nodes.map((x) => x.name).join(', ') || '(none)'}`);
+    const n = spec.nodes.find((x) => x.name === name);
+    if (!n)
+      throw new FalconError('NODE_NOT_FOUND', `topology "${spec.name}" has no node "${name}"; its nodes are: ${spec.nodes.map((x) => x.name).join(', ') || '(none)'}`);
     const state = await readState(this.paths);
-    const ns = state?.nodes[node];
-    if (!state || !ns?.qemuArgs) throw new Error(`node "${node}" has not been launched (no state in ${this.paths.dir}); run launch first`);
+    const ns = state?.nodes[name];
+    if (!state || !ns?.qemuArgs) throw new FalconError('NODE_NOT_LAUNCHED', `node "${name}" has not been launched (no state in ${this.paths.dir}); run launch first`);
     return { spec: n, ns, state };
   }
 
   /**
-   * Run a shell command in a node over its exec channel. Resolves with the exit status and
-   * output whatever the status; rejects on timeout or when the node is not running.
+   * Run a shell command (`/bin/sh -c command`) in a node over its exec channel. Resolves with
+   * the exit status and output whatever the status: stdout and stderr are strings (UTF-8), or
+   * Buffers with `{ encoding: 'buffer' }`. Rejects on timeout (ExecTimeoutError), when the
+   * node is not running, or on abort. See `succeed` for a form that rejects on failure.
+   *
+   * ```ts
+   * const { stdout } = await d.exec(violin, 'cat /etc/hostname');
+   * const raw = await d.exec(violin, 'cat /bin/busybox', { encoding: 'buffer' });
+   * ```
    */
-  async exec(node: string | { name: string }, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const name = typeof node === 'string' ? node : node.name;
-    const { ns } = await this.nodeState(name);
-    return this.execOn(name, ns, command, opts);
+  async exec(node: NodeRef, command: string, opts: ExecBufferOptions): Promise<ExecResult<Buffer>>;
+  async exec(node: NodeRef, command: string, opts?: ExecTextOptions): Promise<ExecResult<string>>;
+  async exec(node: NodeRef, command: string, opts?: ExecOptions): Promise<ExecResult<string> | ExecResult<Buffer>>;
+  async exec(node: NodeRef, command: string, opts: ExecOptions = {}): Promise<ExecResult<string> | ExecResult<Buffer>> {
+    const { spec, ns } = await this.nodeState(node);
+    return encodeResult(await this.execOn(spec.name, ns, command, opts), opts.encoding);
+  }
+
+  /**
+   * Like `exec`, for test code: resolves with the result when the command exits 0, rejects
+   * with an `ExecError` (node, command, exitCode or signal, stdout, stderr) otherwise.
+   *
+   * ```ts
+   * await d.succeed(violin, 'ip link set eth0 up');
+   * const { stdout } = await d.succeed(violin, 'cat /etc/hostname');
+   * ```
+   */
+  async succeed(node: NodeRef, command: string, opts: ExecBufferOptions): Promise<ExecResult<Buffer>>;
+  async succeed(node: NodeRef, command: string, opts?: ExecTextOptions): Promise<ExecResult<string>>;
+  async succeed(node: NodeRef, command: string, opts?: ExecOptions): Promise<ExecResult<string> | ExecResult<Buffer>>;
+  async succeed(node: NodeRef, command: string, opts: ExecOptions = {}): Promise<ExecResult<string> | ExecResult<Buffer>> {
+    const r = await this.exec(node, command, opts);
+    if (r.exitCode !== 0) throw new ExecError<string | Buffer>(this.nodeName(node), command, r);
+    return r;
+  }
+
+  /** Node names from handles or names; every node when none is given. */
+  private async targetNames(nodes: NodeRef | readonly NodeRef[] | undefined): Promise<string[]> {
+    if (nodes === undefined) return (await this.effectiveSpec()).nodes.map((n) => n.name);
+    return (Array.isArray(nodes) ? (nodes as readonly NodeRef[]) : [nodes as NodeRef]).map((n) => this.nodeName(n));
   }
 
   /** Stop nodes' VMs, keeping their disks and network. */
-  async hyperstop(nodes?: string[]): Promise<void> {
-    const spec = await this.effectiveSpec();
+  async hyperstop(nodes?: NodeRef | readonly NodeRef[]): Promise<void> {
+    const names = await this.targetNames(nodes);
     await using _lock = await this.lock('hyperstop');
     this.execConns.closeAll();
-    const names = nodes ?? spec.nodes.map((n) => n.name);
     await Promise.all(
       names.map(async (name) => {
         await this.nodeState(name);
-        const running = await vmRunning(this.paths, name);
-        await stopVm(this.paths, name);
+        const files = vmFiles(this.paths, name);
+        const running = await vmRunning(files);
+        await stopVm(files);
         this.log.log({ kind: 'node', node: name, state: running ? 'stopped' : 'was not running' });
       }),
     );
@@ -443,21 +513,23 @@ export class Runner extends Topology implements AsyncDisposable {
    * Start stopped nodes again with the same devices and disk, re-creating missing network
    * devices (after a host power loss only disks and `.falcon` remain).
    */
-  async hyperstart(nodes?: string[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async hyperstart(nodes?: NodeRef | readonly NodeRef[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.bootTimeoutSetting();
+    const names = await this.targetNames(nodes);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstart');
-    const names = nodes ?? spec.nodes.map((n) => n.name);
     const targets = await Promise.all(names.map((n) => this.nodeState(n)));
     const net = await createNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
     const results = await Promise.allSettled(
       targets.map(async ({ spec: n, ns, state }) => {
-        if (await vmRunning(this.paths, n.name)) {
+        if (await vmRunning(vmFiles(this.paths, n.name))) {
           this.log.log({ kind: 'node', node: n.name, state: 'already running' });
           return;
         }
-        if (!(await exists(ns.disk))) throw new Error(`its disk ${ns.disk} is gone; destroy the topology and launch it again`);
+        if (!(await exists(ns.disk)))
+          throw new FalconError('NODE_DISK_MISSING', `the disk of node "${n.name}" (${ns.disk}) is gone; destroy the topology and launch it again`);
         // macvtap device numbers change when the devices are re-created.
-        ns.fdDevices = (net.netdevs[n.name] ?? []).flatMap((d) => (d.kind === 'macvtap' ? [d.tapDevice] : []));
+        ns.fdDevices = fdDevicesOf(net.netdevs[n.name] ?? []);
         await this.bootNode(n, ns, state, opts.signal);
       }),
     );
@@ -468,15 +540,17 @@ export class Runner extends Topology implements AsyncDisposable {
   }
 
   /** Reset a node through QMP (like pressing its reset button), then wait for it and set it up again. */
-  async reboot(node: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async reboot(node: NodeRef, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const { spec: n, ns, state } = await this.nodeState(node);
-    if (!(await vmRunning(this.paths, node))) throw new Error(`node "${node}" is not running; start it with hyperstart ${node}`);
-    await qmpOnce(this.paths.sockets(node).qmp, 'system_reset');
-    this.log.log({ kind: 'node', node, state: 'reset' });
-    const deadlineMs = this.bootTimeoutMs ?? (state.accel === 'kvm' ? 60_000 : 180_000);
-    await this.waitReady(n, ns, deadlineMs, opts.signal ?? new AbortController().signal);
-    if (n.doSetup) await this.execOn(node, ns, SETUP_SCRIPT, { env: setupEnv(n), timeoutMs: 60_000 }, setupCommandLine(n));
-    this.log.log({ kind: 'node', node, state: 'ready' });
+    const files = vmFiles(this.paths, n.name);
+    if (!(await vmRunning(files))) throw new FalconError('NODE_NOT_RUNNING', `node "${n.name}" is not running; start it with hyperstart ${n.name}`);
+    // The agent's connection dies with the reset; the next exec opens a new one.
+    this.execConns.closeAll();
+    await resetVm(files);
+    this.log.log({ kind: 'node', node: n.name, state: 'reset' });
+    await this.waitReady(n, ns, this.bootDeadlineMs(state), opts.signal ?? new AbortController().signal);
+    await this.setUp(n, ns, opts.signal);
+    this.log.log({ kind: 'node', node: n.name, state: 'ready' });
   }
 
   /**
@@ -484,38 +558,30 @@ export class Runner extends Topology implements AsyncDisposable {
    * running node is paused while QEMU copies its disk with a backup job, so the image is
    * consistent (as after a power cut: the guest's unsynced writes are not in it).
    */
-  async snapshot(node: string, newImage: string, opts: { signal?: AbortSignal } = {}): Promise<StoredImage> {
-    const { ns } = await this.nodeState(node);
+  async snapshot(node: NodeRef, newImage: string, opts: { signal?: AbortSignal } = {}): Promise<StoredImage> {
+    const { spec: n, ns } = await this.nodeState(node);
+    const name = n.name;
     await using _lock = await this.lock('snapshot');
     const parent = (await this.store.get(ns.image)).meta;
-    if (!(await vmRunning(this.paths, node))) {
+    const files = vmFiles(this.paths, name);
+    if (!(await vmRunning(files))) {
       const img = await this.store.snapshotFromDisk({ diskPath: ns.disk, newName: newImage, parent, signal: opts.signal });
-      this.log.log({ kind: 'step', msg: `snapshot of "${node}" saved as image "${newImage}"` });
+      this.log.log({ kind: 'step', msg: `snapshot of "${name}" saved as image "${newImage}"` });
       return img;
     }
     const staged = await this.store.stageImage(newImage, opts.signal);
-    const qmp = await QmpClient.connect(this.paths.sockets(node).qmp);
     try {
-      this.log.log({ kind: 'node', node, state: 'paused for snapshot' });
-      await qmp.execute('stop');
-      try {
-        const since = qmp.events.length;
-        await qmp.execute('drive-backup', { 'job-id': 'falcon-snapshot', device: 'disk0', target: staged.disk, sync: 'full', format: 'qcow2', mode: 'absolute-paths' });
-        const ev = await qmp.waitForEvent('BLOCK_JOB_COMPLETED', { timeoutMs: 30 * 60_000, since, signal: opts.signal });
-        const data = ev.data as { error?: string };
-        if (data?.error) throw new Error(`QEMU could not copy the disk of "${node}": ${data.error}`);
-      } finally {
-        await qmp.execute('cont');
-        this.log.log({ kind: 'node', node, state: 'resumed' });
-      }
+      await backupRunningDisk(files, staged.disk, {
+        node: name,
+        signal: opts.signal,
+        onPause: (paused) => this.log.log({ kind: 'node', node: name, state: paused ? 'paused for snapshot' : 'resumed' }),
+      });
       const img = await staged.commit({ parent, signal: opts.signal });
-      this.log.log({ kind: 'step', msg: `snapshot of running "${node}" saved as image "${newImage}"` });
+      this.log.log({ kind: 'step', msg: `snapshot of running "${name}" saved as image "${newImage}"` });
       return img;
     } catch (e) {
       await staged.discard();
       throw e;
-    } finally {
-      qmp.close();
     }
   }
 
@@ -549,8 +615,8 @@ export class Runner extends Topology implements AsyncDisposable {
     await using _lock = await this.lock('destroy');
     this.execConns.closeAll();
     const started = Date.now();
-    const pids = await allVmPids(this.paths, spec.nodes.map((n) => n.name));
-    await Promise.all(spec.nodes.map((n) => stopVm(this.paths, n.name, undefined, pids.get(n.name))));
+    const pids = await allVmPids(spec.nodes.map((n) => this.paths.pidFile(n.name)));
+    await Promise.all(spec.nodes.map((n) => stopVm(vmFiles(this.paths, n.name), undefined, pids.get(this.paths.pidFile(n.name)))));
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
     if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
       this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });
@@ -571,7 +637,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const planned = hostInterfaces(spec);
     const nodes: NodeInfo[] = await Promise.all(
       spec.nodes.map(async (n) => {
-        const pids = state?.nodes[n.name] ? await vmPids(this.paths, n.name) : [];
+        const pids = state?.nodes[n.name] ? await vmPids(vmFiles(this.paths, n.name)) : [];
         return {
           name: n.name,
           id: n.id,
@@ -611,5 +677,18 @@ function missingTopologyFile(paths: FalconPaths): TopologyFileError {
   );
 }
 
-const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/**
+ * $FALCON_BOOT_TIMEOUT (seconds) in milliseconds, or undefined when unset.
+ * @throws FalconError INVALID_ARGUMENT when it is not a positive number.
+ */
+export function bootTimeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.FALCON_BOOT_TIMEOUT;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const seconds = Number(raw.trim());
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new FalconError(
+      'INVALID_ARGUMENT',
+      `FALCON_BOOT_TIMEOUT=${JSON.stringify(raw)} is not a positive number of seconds; set it to one (e.g. FALCON_BOOT_TIMEOUT=300), or unset it for the default (180 s under TCG, 60 s under KVM)`,
+    );
+  return seconds * 1000;
+}

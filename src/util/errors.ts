@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   TOPOLOGY_DECLARATION: { when: 'a topology call was given something it cannot take (a duplicate name, an unknown node)', fix: 'the message names the call and the value; change the topology program' },
   TOPOLOGY_INVALID: { when: 'validate() or launch found problems in the topology; all are listed with their paths', fix: 'fix each listed problem in the topology program' },
   TOPOLOGY_FILE: { when: '.falcon/topology.json is missing, damaged or of another version', fix: 'launch the topology first, pass the right --falcon-dir, or destroy and launch again' },
+  STATE_FILE: { when: '.falcon/state.json (what launch recorded) is damaged or of another version', fix: 'destroy the topology (destroy does not need the file) and launch it again' },
   NODE_NOT_FOUND: { when: 'a command named a node the topology does not have', fix: 'use one of the node names the message lists' },
   NODE_NOT_LAUNCHED: { when: 'a command needs a node that has not been launched', fix: 'run launch first' },
   NODE_NOT_RUNNING: { when: 'a command needs a running node and it is stopped', fix: 'start it with hyperstart NODE' },

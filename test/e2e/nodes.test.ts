@@ -3,12 +3,12 @@
  * reboot, snapshot, destroy.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecTimeoutError } from '../../src/guest/exec-client.js';
-import { gb, mb, type Runner } from '../../src/index.js';
+import { ExecError, gb, mb, type Node, type Runner } from '../../src/index.js';
 import { leftovers, newRunner, tempDir } from './helpers.js';
 
 describe('empty topology', () => {
@@ -54,12 +54,13 @@ describe('solo: one node with a mounted host folder', () => {
   const dir = tempDir('solo');
   const bay = path.join(dir, 'cargo-bay');
   let d: Runner;
+  let violin: Node;
 
   beforeAll(async () => {
     mkdirSync(bay);
     writeFileSync(path.join(bay, 'hello.txt'), 'hello from the host\n');
     d = newRunner('solo', dir);
-    const violin = d.node('violin', 'tiny', 1, mb(512));
+    violin = d.node('violin', 'tiny', 1, mb(512));
     d.mount(bay, '/opt/cargo-bay', violin);
     d.setSmbiosType1(violin, { manufacturer: 'Falcon, Test', serial: 'SN-42' });
     await d.launch();
@@ -74,6 +75,25 @@ describe('solo: one node with a mounted host folder', () => {
     const r = await d.exec('violin', 'cat /opt/cargo-bay/hello.txt');
     expect(r.exitCode).toBe(0);
     expect(r.stdout.toString()).toBe('hello from the host\n');
+  });
+
+  it('exec on a node handle gives stdout as a string', async () => {
+    expect((await d.exec(violin, 'cat /etc/hostname')).stdout.trim()).toBe('violin');
+  });
+
+  it('succeed resolves on exit 0 and rejects with an ExecError on exit 3', async () => {
+    expect((await d.succeed(violin, 'echo fine')).stdout).toBe('fine\n');
+    const e = await d.succeed(violin, 'echo oops >&2; exit 3').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ExecError);
+    expect(e).toMatchObject({ code: 'EXEC_FAILED', node: 'violin', exitCode: 3, signal: null, stderr: 'oops\n' });
+    expect((e as Error).message).toBe('command "echo oops >&2; exit 3" failed on node "violin" with exit status 3\noops');
+  });
+
+  it('keeps every state and log file of the topology owner-only (0600)', async () => {
+    const files = readdirSync(d.paths.dir).filter((f) => statSync(path.join(d.paths.dir, f)).isFile());
+    expect(files).toEqual(expect.arrayContaining(['state.json', 'topology.json', 'violin.console.log', 'violin.out', 'violin.err', 'violin.pid']));
+    const modes = Object.fromEntries(files.map((f) => [f, (statSync(path.join(d.paths.dir, f)).mode & 0o777).toString(8)]));
+    expect(modes).toEqual(Object.fromEntries(files.map((f) => [f, '600'])));
   });
 
   it('the mount is read-only and the host folder never changes', async () => {
@@ -103,8 +123,9 @@ describe('solo: one node with a mounted host folder', () => {
     expect(r.stderr.toString()).toBe('err\n');
   });
 
-  it('carries 4 MB of binary output intact', async () => {
-    const r = await d.exec('violin', 'head -c 4194304 /dev/urandom > /tmp/blob; cat /tmp/blob');
+  it("carries 4 MB of binary output intact with encoding 'buffer'", async () => {
+    const r = await d.exec('violin', 'head -c 4194304 /dev/urandom > /tmp/blob; cat /tmp/blob', { encoding: 'buffer' });
+    expect(Buffer.isBuffer(r.stdout)).toBe(true);
     expect(r.stdout.length).toBe(4 * 1024 * 1024);
     const host = createHash('sha256').update(r.stdout).digest('hex');
     const guest = (await d.exec('violin', 'sha256sum /tmp/blob')).stdout.toString().split(' ')[0];
@@ -151,10 +172,10 @@ describe('solo: one node with a mounted host folder', () => {
 
   it('keeps files across hyperstop and hyperstart', async () => {
     await d.exec('violin', 'echo persisted > /root/keep.txt; sync');
-    await d.hyperstop(['violin']);
+    await d.hyperstop(violin);
     expect((await d.info()).nodes[0]!.status).toBe('stopped');
     await expect(d.exec('violin', 'true')).rejects.toThrow(/not running/);
-    await d.hyperstart(['violin']);
+    await d.hyperstart([violin]);
     expect((await d.exec('violin', 'cat /root/keep.txt')).stdout.toString()).toBe('persisted\n');
     // Set-up runs again: the mount is back.
     expect((await d.exec('violin', 'cat /opt/cargo-bay/hello.txt')).stdout.toString()).toBe('hello from the host\n');
@@ -171,7 +192,7 @@ describe('solo: one node with a mounted host folder', () => {
 
   it('reboots through QMP', async () => {
     await d.exec('violin', 'echo marker > /tmp/volatile');
-    await d.reboot('violin');
+    await d.reboot(violin);
     expect((await d.exec('violin', 'cat /tmp/volatile 2>/dev/null || echo gone')).stdout.toString()).toBe('gone\n');
   });
 });
@@ -204,13 +225,13 @@ describe('snapshot', () => {
     const dir = tempDir('snaprun');
     const image = `snaprun-e2e-${process.pid}`;
     const d = newRunner('snaprun', dir);
-    d.node('src', 'tiny', 1, gb(1));
+    const src = d.node('src', 'tiny', 1, gb(1));
     const d2 = newRunner('snaprun2', tempDir('snaprun2'));
     d2.node('dst', image, 1, mb(512));
     try {
       await d.launch();
       await d.exec('src', 'echo live > /root/live.txt; sync');
-      await d.snapshot('src', image);
+      await d.snapshot(src, image);
       expect((await d.exec('src', 'echo still-running')).stdout.toString()).toBe('still-running\n');
       await d2.launch();
       expect((await d2.exec('dst', 'cat /root/live.txt')).stdout.toString()).toBe('live\n');
