@@ -84,7 +84,7 @@ describe('falcon image commands', () => {
     );
     await falcon('import', 'small-uefi', raw, '--uefi', '--login-user', 'debian');
     const table = await falcon('list');
-    expect(table.split('\n')[0]).toMatch(/^NAME\s+SIZE\s+VIRTUAL\s+BOOT\s+PARENT\s+CREATED$/);
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+SIZE\s+VIRTUAL\s+BOOT\s+FROM\s+CREATED$/);
     expect(table).toMatch(/small\s+\S+ \S+\s+8.0 MiB\s+direct\s+-/);
     expect(table).toMatch(/small-uefi\s+.*uefi/);
     const json = JSON.parse(await falcon('list', '--json')) as { name: string; exec: string; login?: { user: string } }[];
