@@ -279,7 +279,7 @@ describe('debian-12 with an extra package', () => {
     const img = await variant();
     expect(img.meta.packages).toEqual(['bird2']);
     expect(img.meta.recipe?.name).toBe('debian-12');
-    const d = newRunner('e2e-bird', tempDir('bird'), { imageDir: store.root });
+    const d = newRunner('e2ebird', tempDir('bird'), { imageDir: store.root });
     try {
       d.node('rtr', VARIANT, 1, mb(1024));
       await d.launch();

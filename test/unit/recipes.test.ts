@@ -139,25 +139,34 @@ describe('debian-12 with extra packages', () => {
       const err = await recipe
         .build({ outDir: join(work, 'out'), workDir: work, cacheDir, packages, runner, log: silentLogger })
         .then(() => undefined, (e: unknown) => e);
-      return { err, mm: runner.calls.find((c) => c.command === 'mmdebstrap') };
+      return { err, mm: runner.calls.filter((c) => c.command === 'mmdebstrap') };
     } finally {
       rmSync(cacheDir, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
     }
   }
 
-  it.skipIf(process.getuid?.() !== 0)('adds the packages to the one mmdebstrap --include, and names a package Debian does not have', async () => {
+  it.skipIf(process.getuid?.() !== 0)('checks the packages with a dry run first and names a package Debian does not have', async () => {
     const { err, mm } = await buildWith(['bird2', 'nosuchpkg'], {
       exitCode: 25,
       stderr: 'I: running apt-get update...\nE: Unable to locate package nosuchpkg\nE: setup failed: E: apt-get --yes install ... failed\nE: mmdebstrap failed to run\n',
     });
-    const include = mm!.args.filter((a) => a.startsWith('--include='));
-    expect(include).toEqual([`--include=${[...DEBIAN12_PACKAGES, 'bird2', 'nosuchpkg'].join(',')}`]);
-    expect(mm!.args.slice(-3, -1)).toEqual(['--', 'bookworm']);
+    // Only the dry run ran: the real one never started.
+    expect(mm).toHaveLength(1);
+    expect(mm[0]!.args[0]).toBe('--simulate');
+    expect(mm[0]!.args.filter((a) => a.startsWith('--include='))).toEqual([`--include=${[...DEBIAN12_PACKAGES, 'bird2', 'nosuchpkg'].join(',')}`]);
+    expect(mm[0]!.args.slice(-3, -1)).toEqual(['--', 'bookworm']);
     expect(err).toBeInstanceOf(ImageError);
     expect(err).toMatchObject({ code: 'IMAGE_BUILD_FAILED' });
     expect((err as Error).message).toMatch(/Debian bookworm has no package 'nosuchpkg' \(given with --packages\)/);
     expect((err as Error).message).not.toMatch(/running apt-get update/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('without packages there is no dry run, and the real run gets the image packages only', async () => {
+    const { mm } = await buildWith([], { exitCode: 1, stderr: 'E: mmdebstrap failed to run\n' });
+    expect(mm).toHaveLength(1);
+    expect(mm[0]!.args).not.toContain('--simulate');
+    expect(mm[0]!.args).toContain(`--include=${DEBIAN12_PACKAGES.join(',')}`);
   });
 
   it('builds the mmdebstrap command line from the image packages and the extra ones', () => {

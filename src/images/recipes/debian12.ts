@@ -73,6 +73,16 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
   await writeFile(hook, await guestFile('debian12-mmdebstrap-hook.sh'), { mode: 0o755 });
   const packages = ctx.packages ?? [];
   const extra = packages.length ? ` and ${packages.join(', ')}` : '';
+  if (packages.length) {
+    // A dry run resolves everything in seconds, so a misspelt package fails before the minutes
+    // the real run spends installing the essential set.
+    step(`checking that Debian bookworm has ${packages.join(', ')} (mmdebstrap --simulate)`);
+    try {
+      await runner.run('mmdebstrap', mmdebstrapCheckArgs(join(ctx.workDir, 'simulate.tar'), packages), { timeoutMs: MMDEBSTRAP_TIMEOUT_MS, signal });
+    } catch (err) {
+      throw mmdebstrapFailure(err, packages, signal);
+    }
+  }
   step(`running mmdebstrap (bookworm minbase + ${DEBIAN12_PACKAGES.length} packages${extra}); this takes a minute or more`);
   let lastLine = '';
   try {
@@ -136,6 +146,11 @@ export function mmdebstrapArgs(hook: string, root: string, extra: readonly strin
     'bookworm',
     root,
   ];
+}
+
+/** A dry run of the same package set: resolves them all without downloading or installing. */
+export function mmdebstrapCheckArgs(target: string, extra: readonly string[]): string[] {
+  return ['--simulate', '--variant=minbase', `--include=${[...DEBIAN12_PACKAGES, ...extra].join(',')}`, '--', 'bookworm', target];
 }
 
 /**
