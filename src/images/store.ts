@@ -24,7 +24,6 @@ import type { Recipe } from './types.js';
 
 export { ImageError, type ImageErrorCode } from './errors.js';
 export { formatBytes } from './helpers.js';
-export { packageNameProblem } from './builds.js';
 export type { BuildOptions, CommitOptions, ImageInspection, ImportOptions, NodeDiskOptions, NodeDiskUse, PullOptions, SnapshotOptions, StagedImage, StoredImage };
 export type { StoreProgress } from './imports.js';
 
