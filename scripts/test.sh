@@ -35,7 +35,9 @@ if ! node bin/falcon.js image inspect tiny --json 2>/dev/null | node -e 'process
 fi
 
 step "end-to-end tests"
-# The recipe test builds tiny again from the store's download cache, not from a second download.
+# The recipe test builds tiny again, and debian-12 with bird2 (into the store, removed afterwards),
+# from the store's download cache, not from a second download: after the first run its Debian
+# packages are all cached there (cache/debs, cache/mmdebstrap-debs).
 export FALCON_TEST_CACHE_DIR="${FALCON_IMAGE_DIR:-/var/lib/falcon/images}/cache"
 npx vitest run --project e2e
 step "done"

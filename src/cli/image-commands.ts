@@ -46,10 +46,10 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
         formatBytes(i.meta.sizeBytes),
         formatBytes(i.meta.virtualSizeBytes),
         bootLabel(i),
-        i.meta.parent ?? '-',
+        origin(i),
         i.meta.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
       ]);
-      out(c, table(['NAME', 'SIZE', 'VIRTUAL', 'BOOT', 'PARENT', 'CREATED'], rows));
+      out(c, table(['NAME', 'SIZE', 'VIRTUAL', 'BOOT', 'FROM', 'CREATED'], rows));
     });
 
   cmd
@@ -85,6 +85,7 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
           `${m.recipe.name} v${m.recipe.version}` + (i.staleRecipe ? ` (outdated: current is v${i.staleRecipe.current}; rebuild with --force)` : ''),
         ]);
       }
+      if (m.packages?.length) lines.push(['packages', m.packages.join(', ')]);
       if (m.description) lines.push(['description', m.description]);
       lines.push(['used by', i.usedBy.length ? i.usedBy.map((u) => `${u.topology}/${u.node}`).join(', ') : 'no topology']);
       const w = Math.max(...lines.map(([k]) => k.length));
@@ -96,11 +97,13 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
     .description('build a built-in image from its recipe')
     .argument('<name>', 'built-in image (recipe) name')
     .option('--as <image>', 'store the result under another name')
+    .option('--packages <list>', 'extra Debian packages to install, with their dependencies (comma-separated; debian-12 only)')
     .option('--force', 'replace an existing image of that name')
-    .action(async (name: string, opts: { as?: string; force?: boolean }) => {
+    .action(async (name: string, opts: { as?: string; packages?: string; force?: boolean }) => {
       const c = ctx();
+      const packages = opts.packages?.split(/[\s,]+/).filter((p) => p !== '');
       // The store logs the build's progress and time; stdout gets where the image is.
-      const img = await c.store.build(name, { name: opts.as, force: opts.force, signal: c.signal });
+      const img = await c.store.build(name, { name: opts.as, packages, force: opts.force, signal: c.signal });
       out(c, `${img.name}: ${img.disk}\n`);
     });
 
@@ -252,6 +255,14 @@ function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) 
     stream.write(text + '\n');
   };
   return { update, stop };
+}
+
+/** Where an image came from: its parent image, or its recipe and extra packages. */
+function origin(i: StoredImage): string {
+  const m = i.meta;
+  if (m.parent) return m.parent;
+  if (!m.recipe) return '-';
+  return `${m.recipe.name}` + (m.packages?.length ? ` +${m.packages.join(',')}` : '');
 }
 
 function bootLabel(i: StoredImage): string {

@@ -1,5 +1,6 @@
 /** Image names and the validation of `meta.json`. */
 import { z } from 'zod';
+import { ImageError } from './errors.js';
 import type { ImageMeta } from './types.js';
 
 export const IMAGE_NAME_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
@@ -36,6 +37,7 @@ export const imageMetaSchema = z.object({
   login: z.object({ user: z.string().min(1), password: z.string().optional() }).optional(),
   parent: z.string().optional(),
   recipe: z.object({ name: z.string(), version: z.number().int() }).optional(),
+  packages: z.array(z.string()).optional(),
   sizeBytes: z.number().int().nonnegative(),
   virtualSizeBytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -43,12 +45,18 @@ export const imageMetaSchema = z.object({
   description: z.string().optional(),
 });
 
-/** Parses meta.json text; throws with the field that is wrong. */
+/** Parses meta.json text; throws IMAGE_DAMAGED with the field that is wrong. */
 export function parseImageMeta(text: string): ImageMeta {
-  const r = imageMetaSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ImageError('IMAGE_DAMAGED', `meta: not JSON (${(err as Error).message})`);
+  }
+  const r = imageMetaSchema.safeParse(json);
   if (!r.success) {
     const first = r.error.issues[0]!;
-    throw new Error(`${first.path.join('.') || 'meta'}: ${first.message}`);
+    throw new ImageError('IMAGE_DAMAGED', `${first.path.join('.') || 'meta'}: ${first.message}`);
   }
   return r.data as ImageMeta;
 }

@@ -37,6 +37,8 @@ export interface ImageMeta {
   parent?: string;
   /** Built-in recipe that made it, with the recipe's version. */
   recipe?: { name: string; version: number };
+  /** Extra packages the recipe installed (with their dependencies), as asked for at build. */
+  packages?: string[];
   sizeBytes: number;
   virtualSizeBytes: number;
   sha256: string;
@@ -51,6 +53,8 @@ export interface RecipeContext {
   workDir: string;
   /** Download cache kept between builds (Debian packages). */
   cacheDir: string;
+  /** Extra packages to install; only given to recipes with `acceptsPackages`. */
+  packages?: readonly string[];
   runner: ProcessRunner;
   log: Logger;
   signal?: AbortSignal;
@@ -70,5 +74,7 @@ export interface Recipe {
   /** Bumped when the recipe changes, so a stale built image can be told apart. */
   version: number;
   description: string;
+  /** True when the recipe installs `ctx.packages` (a Debian-based one); others refuse packages. */
+  acceptsPackages?: boolean;
   build(ctx: RecipeContext): Promise<RecipeResult>;
 }

@@ -40,9 +40,13 @@ function makeRaw(file: string, size: number): string {
 
 /** Runs `falcon image ARGS` in-process and returns what it printed. */
 async function falcon(...args: string[]): Promise<string> {
+  return falconOn(store, ...args);
+}
+
+async function falconOn(on: ImageStore, ...args: string[]): Promise<string> {
   let out = '';
   const program = new Command('falcon');
-  program.addCommand(imageCommand(() => ({ store, log, out: (s) => void (out += s) })));
+  program.addCommand(imageCommand(() => ({ store: on, log, out: (s) => void (out += s) })));
   // Throw instead of exiting, quietly, on every level (addCommand doesn't pass these settings down).
   const quiet = (c: Command): void => {
     c.exitOverride().configureOutput({ writeErr: () => {} });
@@ -84,7 +88,7 @@ describe('falcon image commands', () => {
     );
     await falcon('import', 'small-uefi', raw, '--uefi', '--login-user', 'debian');
     const table = await falcon('list');
-    expect(table.split('\n')[0]).toMatch(/^NAME\s+SIZE\s+VIRTUAL\s+BOOT\s+PARENT\s+CREATED$/);
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+SIZE\s+VIRTUAL\s+BOOT\s+FROM\s+CREATED$/);
     expect(table).toMatch(/small\s+\S+ \S+\s+8.0 MiB\s+direct\s+-/);
     expect(table).toMatch(/small-uefi\s+.*uefi/);
     const json = JSON.parse(await falcon('list', '--json')) as { name: string; exec: string; login?: { user: string } }[];
@@ -144,6 +148,39 @@ describe('falcon image commands', () => {
     expect(await falcon('list')).toMatch(/snap\s+.*direct\s+small/);
     await store.removeTopologyDisks('e2e-img');
     await falcon('rm', 'small');
+  });
+});
+
+describe('image build --as --packages', () => {
+  /** Recipes that make a small raw disk; only the debian-12 stand-in takes packages. */
+  function recipe(name: string, acceptsPackages: boolean): Recipe {
+    return {
+      name,
+      version: 1,
+      description: `stand-in for ${name}`,
+      acceptsPackages,
+      build: async (ctx) => {
+        makeRaw(path.join(ctx.outDir, 'disk.raw'), 4 * MiB);
+        return { disk: 'disk.raw', boot: { method: 'firmware', firmware: 'bios' }, exec: 'serial-login', description: `${name} with ${(ctx.packages ?? []).join(' ') || 'nothing'}` };
+      },
+    };
+  }
+  const built = new ImageStore({ root: path.join(top, 'built'), runner, log, recipes: { tiny: recipe('tiny', false), 'debian-12': recipe('debian-12', true) } });
+
+  it('records the packages and shows them in inspect and list; refuses them where they cannot go', async () => {
+    expect(await falconOn(built, 'build', 'debian-12', '--as', 'router', '--packages', 'bird2,frr')).toMatch(/^router: .*disk\.qcow2\n$/);
+    expect(await falconOn(built, 'inspect', 'router')).toMatch(/^packages\s+bird2, frr$/m);
+    expect(JSON.parse(await falconOn(built, 'inspect', 'router', '--json')).packages).toEqual(['bird2', 'frr']);
+    await falconOn(built, 'build', 'debian-12', '--as', 'plain');
+    const list = await falconOn(built, 'list');
+    expect(list).toMatch(/^router\s.*\sdebian-12 \+bird2,frr\s/m);
+    expect(list).toMatch(/^plain\s.*\sdebian-12\s/m);
+    expect(JSON.parse(await falconOn(built, 'inspect', 'plain', '--json')).packages).toBeUndefined();
+    await expect(falconOn(built, 'build', 'tiny', '--packages', 'bird2')).rejects.toThrow(/the tiny recipe takes no extra packages/);
+    await expect(falconOn(built, 'build', 'debian-12', '--as', 'x', '--packages', 'bird2,--allow-unauthenticated')).rejects.toThrow(
+      /invalid package name '--allow-unauthenticated'/,
+    );
+    expect((await built.list()).map((i) => i.name)).toEqual(['plain', 'router']);
   });
 });
 

@@ -3,13 +3,15 @@
  * under QEMU TCG with the serial console on stdio, and drive the root shell on the console:
  * FALCON-BOOTED appears, a job-control shell runs on ttyS0, a 9p share mounts, virtio NICs
  * are eth0/eth1 in PCI order, and falcon-agent answers on its virtio-serial port.
+ * debian-12 the same way, built once through the image store with an extra package (bird2),
+ * and that build launched as a node that runs bird.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessRunner } from '../../src/host/process.js';
 import { consoleLogger } from '../../src/util/log.js';
@@ -17,7 +19,10 @@ import { execOverChannel, waitForAgent } from '../../src/guest/exec-client.js';
 import { getRecipe } from '../../src/images/recipes/index.js';
 import { TINY_CMDLINE } from '../../src/images/recipes/tiny.js';
 import { DEBIAN12_CMDLINE } from '../../src/images/recipes/debian12.js';
+import { ImageStore, type StoredImage } from '../../src/images/store.js';
 import type { RecipeResult } from '../../src/images/types.js';
+import { mb } from '../../src/index.js';
+import { newRunner, tempDir } from './helpers.js';
 
 const BOOT_DEADLINE_MS = 90_000;
 const CMD_DEADLINE_MS = 20_000;
@@ -198,10 +203,31 @@ describe('built-in recipe tiny', () => {
 });
 
 /**
- * debian-12 takes a minute to build and ~15 s to boot under TCG, so it runs only when asked:
- * FALCON_TEST_DEBIAN12=1 (build) or FALCON_TEST_DEBIAN12_DIR=<built image dir>.
+ * debian-12 is the image users run real services on, so it runs in every e2e run. One build
+ * serves both blocks below: the recipe plus bird2 (`image build debian-12 --as ... --packages
+ * bird2`), into the store whose cache the test command sets up (FALCON_TEST_CACHE_DIR is
+ * `<store>/cache`), so its packages come from that cache after the first run.
  */
-describe.skipIf(!process.env.FALCON_TEST_DEBIAN12 && !process.env.FALCON_TEST_DEBIAN12_DIR)('built-in recipe debian-12', () => {
+const storeRoot = process.env.FALCON_TEST_CACHE_DIR?.endsWith('/cache') ? dirname(process.env.FALCON_TEST_CACHE_DIR) : undefined;
+const VARIANT = 'e2e-debian12-bird2';
+const buildLog = consoleLogger('info');
+const store = new ImageStore({ root: storeRoot, runner: createProcessRunner(buildLog), log: buildLog });
+let variantBuild: Promise<StoredImage> | undefined;
+function variant(): Promise<StoredImage> {
+  variantBuild ??= (async () => {
+    const started = Date.now();
+    const img = await store.build('debian-12', { name: VARIANT, packages: ['bird2'], force: true });
+    console.log(`built debian-12 + bird2 in ${Date.now() - started} ms`);
+    return img;
+  })();
+  return variantBuild;
+}
+afterAll(async () => {
+  if (variantBuild) await store.remove(VARIANT, { force: true }).catch(() => {});
+});
+
+/** FALCON_TEST_DEBIAN12_DIR=<built image dir> boots that image here instead of the shared build. */
+describe('built-in recipe debian-12', () => {
   let tmp: string;
   let b: Booted | undefined;
   const token = randomBytes(8).toString('hex');
@@ -211,17 +237,14 @@ describe.skipIf(!process.env.FALCON_TEST_DEBIAN12 && !process.env.FALCON_TEST_DE
     let dir = process.env.FALCON_TEST_DEBIAN12_DIR ?? '';
     let cmdline = DEBIAN12_CMDLINE;
     if (!dir || !existsSync(join(dir, 'disk.qcow2'))) {
-      dir = join(tmp, 'debian-12');
-      await mkdir(dir);
-      const log = consoleLogger('info');
-      const cacheDir = process.env.FALCON_TEST_CACHE_DIR ?? join(tmpdir(), 'falcon-test-cache');
-      await mkdir(cacheDir, { recursive: true });
-      const r = await getRecipe('debian-12').build({ outDir: dir, workDir: join(tmp, 'work'), cacheDir, runner: createProcessRunner(log), log });
-      if (r.boot.method === 'direct') cmdline = r.boot.cmdline;
+      const img = await variant();
+      dir = img.dir;
+      if (img.meta.boot.method === 'direct') cmdline = img.meta.boot.cmdline;
     }
     const share = join(tmp, 'share');
     await mkdir(share);
     await writeFile(join(share, 'hello.txt'), `${token}\n`);
+    // snapshot=on: the guest's writes never reach the image.
     b = await boot(dir, cmdline, tmp, share, 1024, 240_000);
     console.log(`debian-12 booted to FALCON-BOOTED in ${b.bootMs} ms under TCG`);
   }, 900_000);
@@ -249,4 +272,23 @@ describe.skipIf(!process.env.FALCON_TEST_DEBIAN12 && !process.env.FALCON_TEST_DE
     expect(r.out).toMatch(/^0$/m);
     expect(r.out).toMatch(/\/dev\/ttyS0/);
   });
+});
+
+describe('debian-12 with an extra package', () => {
+  it('records bird2 in the image and runs bird in a launched node', async () => {
+    const img = await variant();
+    expect(img.meta.packages).toEqual(['bird2']);
+    expect(img.meta.recipe?.name).toBe('debian-12');
+    const d = newRunner('e2ebird', tempDir('bird'), { imageDir: store.root });
+    try {
+      d.node('rtr', VARIANT, 1, mb(1024));
+      await d.launch();
+      const r = await d.exec('rtr', 'bird --version');
+      const printed = r.stdout.toString() + r.stderr.toString(); // bird prints its version on stderr
+      expect(r.exitCode, printed).toBe(0);
+      expect(printed).toMatch(/BIRD version 2\.\d+/);
+    } finally {
+      await d.destroy();
+    }
+  }, 900_000);
 });

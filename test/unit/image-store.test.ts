@@ -315,6 +315,65 @@ describe('build and ensure', () => {
   });
 });
 
+describe('builds with extra packages', () => {
+  /** A recipe that takes packages and records what it was given. */
+  function packagesRecipe(seen: (readonly string[] | undefined)[]): Recipe {
+    const base = fakeRecipe('debian-12');
+    return { ...base, acceptsPackages: true, build: (ctx) => (seen.push(ctx.packages), base.build(ctx)) };
+  }
+
+  it('passes the packages to the recipe and records them in meta.json', async () => {
+    const seen: (readonly string[] | undefined)[] = [];
+    const s = newStore(runner, { 'debian-12': packagesRecipe(seen), tiny: fakeRecipe('tiny') });
+    const img = await s.build('debian-12', { name: 'router', packages: ['bird2', 'frr', 'bird2'] });
+    expect(seen).toEqual([['bird2', 'frr']]);
+    expect(img.name).toBe('router');
+    const meta = JSON.parse(readFileSync(path.join(root, 'router', 'meta.json'), 'utf8'));
+    expect(meta).toMatchObject({ name: 'router', recipe: { name: 'debian-12', version: 2 }, packages: ['bird2', 'frr'] });
+    expect(meta.description).toMatch(/extra packages: bird2, frr/);
+    expect((await s.get('router')).meta.packages).toEqual(['bird2', 'frr']);
+    // Without packages, meta.json has no packages field; --as alone makes a second copy.
+    const plain = await s.build('debian-12', { name: 'copy' });
+    expect(plain.meta.packages).toBeUndefined();
+    expect(seen[1]).toEqual([]);
+    await expect(s.build('debian-12', { name: 'router', packages: ['bird2', 'frr'] })).rejects.toThrow(
+      /falcon image build debian-12 --as router --packages bird2,frr --force/,
+    );
+  });
+
+  it('refuses invalid package names before the recipe runs', async () => {
+    const seen: (readonly string[] | undefined)[] = [];
+    const s = newStore(runner, { 'debian-12': packagesRecipe(seen) });
+    for (const bad of ['-oDebug=1', '--include=x', 'a;rm -rf /', 'Bird2', 'x', 'pkg name', '$(id)', 'a/b', 'bird2=2.0']) {
+      await expect(s.build('debian-12', { name: 'r', packages: [bad] }), bad).rejects.toMatchObject({
+        code: 'IMAGE_BAD_OPTION',
+        message: expect.stringContaining(`invalid package name '${bad}'`),
+      });
+    }
+    expect(seen).toEqual([]);
+    expect(tmpEntries()).toEqual([]);
+    expect(existsSync(path.join(root, '.locks'))).toBe(false);
+  });
+
+  it('a recipe that takes no packages refuses them clearly', async () => {
+    const calls = { n: 0 };
+    const s = newStore(runner, { tiny: fakeRecipe('tiny', { calls }) });
+    await expect(s.build('tiny', { packages: ['bird2'] })).rejects.toMatchObject({
+      code: 'IMAGE_BAD_OPTION',
+      message: expect.stringMatching(/the tiny recipe takes no extra packages \(asked for bird2\)/),
+    });
+    expect(calls.n).toBe(0);
+    expect((await s.build('tiny', { packages: [] })).meta.packages).toBeUndefined();
+  });
+
+  it('the stale-recipe warning of a variant gives its whole build command', async () => {
+    await newStore(runner, { 'debian-12': packagesRecipe([]) }).build('debian-12', { name: 'router', packages: ['bird2'] });
+    const s = newStore(runner, { 'debian-12': { ...packagesRecipe([]), version: 3 } });
+    await s.ensure('router');
+    expect(log.events.some((e) => e.kind === 'warn' && e.msg.includes('`falcon image build debian-12 --as router --packages bird2 --force`'))).toBe(true);
+  });
+});
+
 describe('snapshots', () => {
   it('snapshotFromDisk makes a standalone image with the parent settings and files', async () => {
     const base = await store.build('tiny');

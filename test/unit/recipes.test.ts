@@ -1,5 +1,10 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { recordingRunner } from '../../src/host/process.js';
+import { HostCommandError, recordingRunner, type RunResult } from '../../src/host/process.js';
+import { ImageError } from '../../src/images/errors.js';
+import { createDebian12Recipe, DEBIAN12_PACKAGES, mmdebstrapArgs, mmdebstrapFailure } from '../../src/images/recipes/debian12.js';
 import { silentLogger } from '../../src/util/log.js';
 import { debFileName, parseControl, resolveKernelPackage, resolvePackage } from '../../src/images/recipes/debian-packages.js';
 import { moduleClosure, parseModulesDep, stripModuleSignature, writeCpio } from '../../src/images/recipes/initramfs.js';
@@ -113,5 +118,77 @@ describe('recipe registry', () => {
 
   it('lists the known names for an unknown one', () => {
     expect(() => getRecipe('nope')).toThrow(/no built-in image recipe 'nope'.*tiny/);
+  });
+});
+
+describe('debian-12 with extra packages', () => {
+  /** Runs the real recipe with a faked process layer: busybox-static is "cached", mmdebstrap answers `mmdebstrap`. */
+  async function buildWith(packages: string[], mmdebstrap: Partial<RunResult>) {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'falcon-recipe-unit-'));
+    const work = mkdtempSync(join(tmpdir(), 'falcon-recipe-work-'));
+    const fileName = debFileName('busybox-static', '1:1.35.0-4', 'amd64');
+    mkdirSync(join(cacheDir, 'debs'), { recursive: true });
+    writeFileSync(join(cacheDir, 'debs', fileName), 'x'.repeat(10));
+    const runner = recordingRunner((cmd) => {
+      if (cmd === 'apt-cache') return { stdout: 'Package: busybox-static\nVersion: 1:1.35.0-4\nArchitecture: amd64\nSize: 10\n' };
+      if (cmd === 'mmdebstrap') return mmdebstrap;
+      return {};
+    });
+    const recipe = createDebian12Recipe({ agent: async () => '/nonexistent/falcon-agent' });
+    try {
+      const err = await recipe
+        .build({ outDir: join(work, 'out'), workDir: work, cacheDir, packages, runner, log: silentLogger })
+        .then(() => undefined, (e: unknown) => e);
+      return { err, mm: runner.calls.filter((c) => c.command === 'mmdebstrap') };
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  it.skipIf(process.getuid?.() !== 0)('checks the packages with a dry run first and names a package Debian does not have', async () => {
+    const { err, mm } = await buildWith(['bird2', 'nosuchpkg'], {
+      exitCode: 25,
+      stderr: 'I: running apt-get update...\nE: Unable to locate package nosuchpkg\nE: setup failed: E: apt-get --yes install ... failed\nE: mmdebstrap failed to run\n',
+    });
+    // Only the dry run ran: the real one never started.
+    expect(mm).toHaveLength(1);
+    expect(mm[0]!.args[0]).toBe('--simulate');
+    expect(mm[0]!.args.filter((a) => a.startsWith('--include='))).toEqual([`--include=${[...DEBIAN12_PACKAGES, 'bird2', 'nosuchpkg'].join(',')}`]);
+    expect(mm[0]!.args.slice(-3, -1)).toEqual(['--', 'bookworm']);
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err).toMatchObject({ code: 'IMAGE_BUILD_FAILED' });
+    expect((err as Error).message).toMatch(/Debian bookworm has no package 'nosuchpkg' \(given with --packages\)/);
+    expect((err as Error).message).not.toMatch(/running apt-get update/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('without packages there is no dry run, and the real run gets the image packages only', async () => {
+    const { mm } = await buildWith([], { exitCode: 1, stderr: 'E: mmdebstrap failed to run\n' });
+    expect(mm).toHaveLength(1);
+    expect(mm[0]!.args).not.toContain('--simulate');
+    expect(mm[0]!.args).toContain(`--include=${DEBIAN12_PACKAGES.join(',')}`);
+  });
+
+  it('builds the mmdebstrap command line from the image packages and the extra ones', () => {
+    const args = mmdebstrapArgs('/w/hook.sh', '/w/root', ['frr']);
+    expect(args[0]).toBe('--variant=minbase');
+    expect(args).toContain(`--include=${DEBIAN12_PACKAGES.join(',')},frr`);
+    expect(args.slice(-3)).toEqual(['--', 'bookworm', '/w/root']);
+    expect(mmdebstrapArgs('/w/hook.sh', '/w/root')).toContain(`--include=${DEBIAN12_PACKAGES.join(',')}`);
+  });
+
+  it('turns other mmdebstrap failures into IMAGE_BUILD_FAILED with apt\'s error lines only', () => {
+    const hce = new HostCommandError('mmdebstrap', [], 1, 'I: noise\nI: more noise\nE: Failed to fetch http://deb.debian.org/...\nE: mmdebstrap failed to run\n');
+    const e = mmdebstrapFailure(hce, []) as ImageError;
+    expect(e.code).toBe('IMAGE_BUILD_FAILED');
+    expect(e.message).toMatch(/E: Failed to fetch/);
+    expect(e.message).not.toMatch(/noise/);
+    const other = new Error('not a command failure');
+    expect(mmdebstrapFailure(other, [])).toBe(other);
+  });
+
+  it('recipes say whether they take packages: debian-12 does, tiny does not', () => {
+    expect(builtinRecipes['debian-12']!.acceptsPackages).toBe(true);
+    expect(builtinRecipes.tiny!.acceptsPackages).toBeFalsy();
   });
 });

@@ -79,7 +79,13 @@ export function defineRecipe(
   r: Omit<Recipe, 'build'> & { build(ctx: RecipeContext, agent: AgentProvider): Promise<RecipeResult> },
   opts: RecipeOptions = {},
 ): Recipe {
-  return { name: r.name, version: r.version, description: r.description, build: (ctx) => r.build(ctx, opts.agent ?? defaultAgentBinary) };
+  return {
+    name: r.name,
+    version: r.version,
+    description: r.description,
+    ...(r.acceptsPackages ? { acceptsPackages: true } : {}),
+    build: (ctx) => r.build(ctx, opts.agent ?? defaultAgentBinary),
+  };
 }
 
 /**

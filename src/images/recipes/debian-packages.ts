@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostCommandError, type ProcessRunner } from '../../host/process.js';
 import type { Logger } from '../../util/log.js';
+import { ImageError } from '../errors.js';
 
 export interface DebContext {
   /** Download cache; .debs go to `<cacheDir>/debs`. */
@@ -96,7 +97,7 @@ export async function resolvePackage(ctx: DebContext, name: string): Promise<Deb
   }
   const f = parseControl(out);
   if (!f.Package || !f.Version || !f.Architecture) {
-    throw new Error(`Package ${name}: apt-cache show gave no Package/Version/Architecture fields. Check the apt sources.`);
+    throw new ImageError('IMAGE_BUILD_FAILED', `Package ${name}: apt-cache show gave no Package/Version/Architecture fields. Check the apt sources.`);
   }
   return {
     name: f.Package,
@@ -109,8 +110,9 @@ export async function resolvePackage(ctx: DebContext, name: string): Promise<Deb
 }
 
 function notFound(name: string, cause: unknown): Error {
-  if (!isNotFound(cause)) return cause instanceof Error ? cause : new Error(String(cause));
-  return new Error(
+  if (!isNotFound(cause)) return cause instanceof Error ? cause : new ImageError('IMAGE_BUILD_FAILED', String(cause));
+  return new ImageError(
+    'IMAGE_BUILD_FAILED',
     `Debian package ${name} is not known to apt on this host. Fix: make sure /etc/apt/sources.list(.d) ` +
       `has Debian bookworm main (and bookworm-security), then run 'apt-get update' as root.`,
     { cause },
@@ -122,7 +124,8 @@ async function updateLists(ctx: DebContext): Promise<void> {
   try {
     await ctx.runner.run('apt-get', ['update'], { timeoutMs: APT_TIMEOUT_MS, signal: ctx.signal });
   } catch (err) {
-    throw new Error(
+    throw new ImageError(
+      'IMAGE_BUILD_FAILED',
       `apt-get update failed, so Debian packages for the image cannot be found. ` +
         `Fix: run 'apt-get update' as root and check the apt sources and network.`,
       { cause: err },
@@ -144,7 +147,7 @@ export async function resolveKernelPackage(
     .map((d) => d.trim().split(/[\s(|]/)[0]!)
     .find((d) => /^linux-image-\d/.test(d));
   if (!dep) {
-    throw new Error(`Package ${meta} ${m.version} depends on no linux-image-<version> package (Depends: ${m.fields.Depends ?? 'none'}).`);
+    throw new ImageError('IMAGE_BUILD_FAILED', `Package ${meta} ${m.version} depends on no linux-image-<version> package (Depends: ${m.fields.Depends ?? 'none'}).`);
   }
   const pkg = await resolvePackage(ctx, dep);
   return { pkg, release: dep.slice('linux-image-'.length) };
@@ -194,10 +197,11 @@ export async function downloadDebs(ctx: DebContext, pkgs: readonly DebPackage[])
       );
       const got = (await readdir(tmp)).filter((f) => f.endsWith('.deb'));
       const file = got.includes(p.fileName) ? p.fileName : got[0];
-      if (!file) throw new Error(`apt-get download ${p.name}=${p.version} wrote no .deb file`);
+      if (!file) throw new ImageError('IMAGE_BUILD_FAILED', `apt-get download ${p.name}=${p.version} wrote no .deb file`);
       await rename(join(tmp, file), join(dir, p.fileName));
     } catch (err) {
-      throw new Error(
+      throw new ImageError(
+      'IMAGE_BUILD_FAILED',
         `Could not download Debian package ${p.name} ${p.version}. Fix: check that apt can reach its mirror ` +
           `('apt-get download ${p.name}' by hand), or run 'apt-get update' if the lists are stale.`,
         { cause: err },

@@ -5,6 +5,8 @@
  */
 import { chmod, copyFile, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HostCommandError } from '../../host/process.js';
+import { ImageError } from '../errors.js';
 import type { Recipe, RecipeContext, RecipeResult } from '../types.js';
 import { debPath, downloadDebs, extractDeb, resolvePackage, type DebContext } from './debian-packages.js';
 import { depmod, parseModulesDep } from './initramfs.js';
@@ -33,7 +35,16 @@ const MMDEBSTRAP_TIMEOUT_MS = 30 * 60_000;
 
 /** Makes the debian-12 recipe; the options exist for tests. */
 export function createDebian12Recipe(opts: RecipeOptions = {}): Recipe {
-  return defineRecipe({ name: 'debian-12', version: 2, description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG', build: buildDebian12 }, opts);
+  return defineRecipe(
+    {
+      name: 'debian-12',
+      version: 2,
+      description: 'Debian 12 (bookworm) minbase with systemd, iproute2, tcpdump, iperf3; boots in ~15 s under TCG',
+      acceptsPackages: true,
+      build: buildDebian12,
+    },
+    opts,
+  );
 }
 
 export const debian12Recipe: Recipe = createDebian12Recipe();
@@ -43,7 +54,7 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
   const step = (msg: string) => log.log({ kind: 'step', msg: `debian-12: ${msg}` });
   if (process.getuid?.() !== 0) {
     // mmdebstrap's directory output and mke2fs -d need real root ownership of the files.
-    throw new Error('Building the debian-12 image needs root (mmdebstrap writes a root-owned tree). Fix: run the build as root.');
+    throw new ImageError('IMAGE_BUILD_FAILED', 'Building the debian-12 image needs root (mmdebstrap writes a root-owned tree). Fix: run the build as root.');
   }
   const dctx: DebContext = { cacheDir: ctx.cacheDir, runner, log, signal };
   const agentPromise = agentProvider(ctx);
@@ -60,26 +71,22 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
   await mkdir(debCache, { recursive: true });
   const hook = join(ctx.workDir, 'mmdebstrap-hook.sh');
   await writeFile(hook, await guestFile('debian12-mmdebstrap-hook.sh'), { mode: 0o755 });
-  step(`running mmdebstrap (bookworm minbase + ${DEBIAN12_PACKAGES.length} packages); this takes a minute or more`);
+  const packages = ctx.packages ?? [];
+  const extra = packages.length ? ` and ${packages.join(', ')}` : '';
+  if (packages.length) {
+    // A dry run resolves everything in seconds, so a misspelt package fails before the minutes
+    // the real run spends installing the essential set.
+    step(`checking that Debian bookworm has ${packages.join(', ')} (mmdebstrap --simulate)`);
+    try {
+      await runner.run('mmdebstrap', mmdebstrapCheckArgs(join(ctx.workDir, 'simulate.tar'), packages), { timeoutMs: MMDEBSTRAP_TIMEOUT_MS, signal });
+    } catch (err) {
+      throw mmdebstrapFailure(err, packages, signal);
+    }
+  }
+  step(`running mmdebstrap (bookworm minbase + ${DEBIAN12_PACKAGES.length} packages${extra}); this takes a minute or more`);
   let lastLine = '';
-  await runner.run(
-    'mmdebstrap',
-    [
-      '--variant=minbase',
-      `--include=${DEBIAN12_PACKAGES.join(',')}`,
-      // No documentation, man pages or translations in a lab VM (copyright files stay).
-      '--dpkgopt=path-exclude=/usr/share/man/*',
-      '--dpkgopt=path-exclude=/usr/share/info/*',
-      '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--dpkgopt=path-exclude=/usr/share/doc/*',
-      '--dpkgopt=path-include=/usr/share/doc/*/copyright',
-      `--setup-hook=${hook}`,
-      `--essential-hook=${hook}`,
-      `--customize-hook=${hook}`,
-      'bookworm',
-      root,
-    ],
-    {
+  try {
+    await runner.run('mmdebstrap', mmdebstrapArgs(hook, root, packages), {
       timeoutMs: MMDEBSTRAP_TIMEOUT_MS,
       signal,
       env: { ...process.env, FALCON_DEB_CACHE: debCache },
@@ -92,8 +99,10 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
           }
         }
       },
-    },
-  );
+    });
+  } catch (err) {
+    throw mmdebstrapFailure(err, packages, signal);
+  }
 
   step('configuring the root file system');
   const release = await kernelRelease(root);
@@ -116,6 +125,59 @@ async function buildDebian12(ctx: RecipeContext, agentProvider: AgentProvider): 
     login: { user: 'root' },
     description: `Debian 12 (bookworm) minbase + systemd on Linux ${release}`,
   };
+}
+
+/** The mmdebstrap command line: minbase, the image's packages plus `extra`, the hook at each stage. */
+export function mmdebstrapArgs(hook: string, root: string, extra: readonly string[] = []): string[] {
+  return [
+    '--variant=minbase',
+    `--include=${[...DEBIAN12_PACKAGES, ...extra].join(',')}`,
+    // No documentation, man pages or translations in a lab VM (copyright files stay).
+    '--dpkgopt=path-exclude=/usr/share/man/*',
+    '--dpkgopt=path-exclude=/usr/share/info/*',
+    '--dpkgopt=path-exclude=/usr/share/locale/*',
+    '--dpkgopt=path-exclude=/usr/share/doc/*',
+    '--dpkgopt=path-include=/usr/share/doc/*/copyright',
+    `--setup-hook=${hook}`,
+    `--essential-hook=${hook}`,
+    `--customize-hook=${hook}`,
+    // Ends the options: the suite and target never read as options.
+    '--',
+    'bookworm',
+    root,
+  ];
+}
+
+/** A dry run of the same package set: resolves them all without downloading or installing. */
+export function mmdebstrapCheckArgs(target: string, extra: readonly string[]): string[] {
+  return ['--simulate', '--variant=minbase', `--include=${[...DEBIAN12_PACKAGES, ...extra].join(',')}`, '--', 'bookworm', target];
+}
+
+/**
+ * A failed mmdebstrap as IMAGE_BUILD_FAILED: packages apt does not know are named (from apt's
+ * "Unable to locate package X" / "Package 'X' has no installation candidate"), anything else
+ * carries apt's error lines rather than the whole log.
+ */
+export function mmdebstrapFailure(err: unknown, extra: readonly string[], signal?: AbortSignal): unknown {
+  if (signal?.aborted || !(err instanceof HostCommandError)) return err;
+  const missing = new Set<string>();
+  for (const m of err.stderr.matchAll(/^E: (?:Unable to locate package (\S+)|Package '([^']+)' has no installation candidate)/gm)) {
+    missing.add((m[1] ?? m[2])!);
+  }
+  if (missing.size) {
+    const names = [...missing];
+    const yours = names.filter((n) => extra.includes(n));
+    return new ImageError(
+      'IMAGE_BUILD_FAILED',
+      `cannot build debian-12: Debian bookworm has no package ${names.map((n) => `'${n}'`).join(', ')}` +
+        (yours.length ? ' (given with --packages)' : '') +
+        '. Check the spelling (apt-cache search NAME, or https://packages.debian.org/bookworm/); nothing was added to the store.',
+      { cause: err },
+    );
+  }
+  const errors = err.stderr.split('\n').filter((l) => l.startsWith('E: ')).slice(0, 5);
+  const detail = errors.length ? errors.join('\n') : err.stderr.trim().split('\n').slice(-5).join('\n');
+  return new ImageError('IMAGE_BUILD_FAILED', `mmdebstrap failed while building debian-12 (exit ${err.exitCode ?? 'signal'}):\n${detail}`, { cause: err });
 }
 
 /** Module directories of hardware a QEMU guest never has (about 170 MB of the 390 MB). */
@@ -143,7 +205,7 @@ async function pruneModules(ctx: RecipeContext, root: string, release: string): 
 async function kernelRelease(root: string): Promise<string> {
   const kernels = (await readdir(join(root, 'boot'))).filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length));
   if (kernels.length !== 1) {
-    throw new Error(`The debian-12 tree has ${kernels.length} kernels in /boot (${kernels.join(', ')}), expected exactly one.`);
+    throw new ImageError('IMAGE_BUILD_FAILED', `The debian-12 tree has ${kernels.length} kernels in /boot (${kernels.join(', ')}), expected exactly one.`);
   }
   return kernels[0]!;
 }

@@ -1,4 +1,5 @@
 /** The built-in image recipes, by name. */
+import { ImageError } from '../errors.js';
 import type { Recipe } from '../types.js';
 import { tinyRecipe } from './tiny.js';
 import { debian12Recipe } from './debian12.js';
@@ -13,7 +14,7 @@ export const builtinRecipes: Record<string, Recipe> = {
 export function getRecipe(name: string): Recipe {
   const r = Object.hasOwn(builtinRecipes, name) ? builtinRecipes[name] : undefined;
   if (!r) {
-    throw new Error(`There is no built-in image recipe '${name}'. Known recipes: ${Object.keys(builtinRecipes).join(', ')}.`);
+    throw new ImageError('IMAGE_UNKNOWN_RECIPE', `there is no built-in image recipe '${name}'; known recipes: ${Object.keys(builtinRecipes).join(', ')}`);
   }
   return r;
 }

@@ -7,6 +7,7 @@ import { copyFile, mkdir, readFile, readdir, lstat, readlink, writeFile } from '
 import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { ProcessRunner } from '../../host/process.js';
+import { ImageError } from '../errors.js';
 
 /** A module's file (relative to lib/modules/<release>) and the files it depends on. */
 export interface ModuleInfo {
@@ -48,7 +49,7 @@ export function moduleClosure(dep: ReadonlyMap<string, ModuleInfo>, names: reado
   };
   for (const n of names) {
     const m = dep.get(n.replace(/-/g, '_'));
-    if (!m) throw new Error(`Kernel ${release} has no module ${n} (not in its modules.dep): the image cannot be built with this kernel.`);
+    if (!m) throw new ImageError('IMAGE_BUILD_FAILED', `Kernel ${release} has no module ${n} (not in its modules.dep): the image cannot be built with this kernel.`);
     visit(m.path);
   }
   return [...out].sort();
@@ -100,7 +101,7 @@ export async function depmod(runner: ProcessRunner, base: string, release: strin
     await runner.run('depmod', ['-b', base, release], { timeoutMs: 120_000, signal });
   } catch (err) {
     if (err instanceof Error && /could not run/.test(err.message)) {
-      throw new Error(`depmod is not installed on this host; it is needed to build guest images. Fix: apt-get install kmod`, { cause: err });
+      throw new ImageError('IMAGE_BUILD_FAILED', `depmod is not installed on this host; it is needed to build guest images. Fix: apt-get install kmod`, { cause: err });
     }
     throw err;
   }
