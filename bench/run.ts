@@ -4,7 +4,7 @@
  *
  *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
- *   npm run bench -- --only exec,disk   # some sections: launch, destroy, exec, disk, net, memory
+ *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, disk, net, memory
  *
  * Every step has a timeout; a failed section is reported in the table and the run goes on;
  * everything launched is destroyed at the end, also on ctrl-c.
@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Runner } from '../src/index.js';
 import { createProcessRunner } from '../src/host/process.js';
 import { ImageStore } from '../src/images/store.js';
+import { bootSection } from './boot.js';
 import { diskSection } from './disk.js';
 import { execSection } from './exec.js';
 import { launchAndDestroy } from './launch.js';
@@ -23,7 +24,7 @@ import { memorySection } from './memory.js';
 import { netSection } from './net.js';
 import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
-const SECTIONS = ['launch', 'destroy', 'exec', 'memory', 'disk', 'net'] as const;
+const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'memory', 'disk', 'net'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--no-build] [--keep-big-image] [--verbose]
@@ -156,6 +157,7 @@ async function main(): Promise<number> {
     const run: Record<Section, () => Promise<{ rows: Row[]; data: Record<string, unknown> }>> = {
       launch: async () => (launchDestroy ??= await launchAndDestroy(ctx, { launch: true, destroy: only.includes('destroy') })).launch,
       destroy: async () => (launchDestroy ??= await launchAndDestroy(ctx, { launch: false, destroy: true })).destroy,
+      boot: () => bootSection(ctx),
       exec: () => execSection(ctx),
       memory: () => memorySection(ctx),
       disk: () => diskSection(ctx),

@@ -45,6 +45,16 @@ export function mountTag(i: number): string {
   return `falcon${i}`;
 }
 
+/**
+ * The `-accel` value. The translation cache size is a TCG property: KVM runs guest code natively
+ * and has no cache, so a node's `tcgCacheMiB` does not apply there.
+ */
+function accelOption(accel: Accel, n: NodeSpec): string {
+  if (accel === 'kvm') return 'kvm';
+  const props = [...(n.cores > 1 ? ['thread=multi'] : []), ...(n.tcgCacheMiB !== undefined ? [`tb-size=${n.tcgCacheMiB}`] : [])];
+  return ['tcg', ...props].join(',');
+}
+
 export function qemuArgs(c: QemuNodeConfig): string[] {
   const n = c.node;
   if (c.nics.length > MAX_NICS) throw new Error(`node "${n.name}" has ${c.nics.length} interfaces; at most ${MAX_NICS} fit`);
@@ -54,7 +64,7 @@ export function qemuArgs(c: QemuNodeConfig): string[] {
     // One -accel option carries the accelerator and its properties; QEMU refuses it beside
     // `-machine accel=`.
     '-machine', 'pc',
-    '-accel', c.accel === 'kvm' ? 'kvm' : n.cores > 1 ? 'tcg,thread=multi' : 'tcg',
+    '-accel', accelOption(c.accel, n),
     '-smp', String(n.cores),
     '-m', `${n.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none',

@@ -32,6 +32,8 @@ export const nodeSpecSchema = z
     /** Copy-on-write overlay on the base image, or a full independent copy. */
     backing: z.enum(['overlay', 'copy']),
     vncPort: z.number().optional(),
+    /** TCG translation cache size in MiB (`-accel tcg,tb-size=`); QEMU's default (1 GiB) when absent. */
+    tcgCacheMiB: z.number().optional(),
     bootIso: z.string().optional(),
     doSetup: z.boolean(),
     smbiosType1: smbiosType1.optional(),

@@ -9,7 +9,7 @@ import {
   type SmbiosType1,
   type TopologySpec,
 } from './spec.js';
-import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push } from './validate.js';
+import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push, tcgCacheProblem } from './validate.js';
 
 /** Memory sizes are in MiB, as in the original. */
 export const gb = (n: number): number => n * 1024;
@@ -103,6 +103,15 @@ export class Topology {
 
   setVncPort(node: NodeRef, port: number): void {
     this.spec(node).vncPort = port;
+  }
+
+  /**
+   * Cap QEMU's TCG translation cache (translated guest code) at `mib` MiB, for hosts short of
+   * memory: 32 saves ~30 MiB of host memory per node for ~6 % longer boots (docs/performance.md).
+   * QEMU's default is 1 GiB, of which a tiny node touches ~60 MiB. Ignored under KVM.
+   */
+  setTcgCacheSize(node: NodeRef, mib: number): void {
+    this.spec(node).tcgCacheMiB = mib;
   }
 
   /** Attach an ISO as a CD-ROM that the node boots first. */
@@ -233,6 +242,7 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
         push(problems, `${p}.vncPort`, `VNC port ${n.vncPort} is also used by node "${vnc.get(n.vncPort)}"; give each node its own port`);
       else vnc.set(n.vncPort, n.name);
     }
+    if (n.tcgCacheMiB !== undefined) push(problems, `${p}.tcgCacheMiB`, tcgCacheProblem(n.tcgCacheMiB));
     const uuid = n.smbiosType1?.uuid;
     if (uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid))
       push(problems, `${p}.smbiosType1.uuid`, `"${uuid}" is not a UUID; write it like 123e4567-e89b-12d3-a456-426614174000`);

@@ -121,6 +121,24 @@ describe('topology declaration', () => {
     ]);
   });
 
+  it('checks the TCG cache size: a whole number of MiB from 16 to 2048', () => {
+    const d = new Topology('tb');
+    const [a, b, c, e] = ['a', 'b', 'c', 'e'].map((n) => d.node(n, 'tiny', 1, gb(1)));
+    d.setTcgCacheSize(a!, 8);
+    d.setTcgCacheSize(b!, 4096);
+    d.setTcgCacheSize(c!, 32.5);
+    d.setTcgCacheSize(e!, 32);
+    expect(problemsOf(d)).toEqual([
+      expect.stringMatching(/^nodes\.a\.tcgCacheMiB: TCG translation cache is 8 MiB; give a whole number of MiB from 16 to 2048/),
+      expect.stringMatching(/^nodes\.b\.tcgCacheMiB: TCG translation cache is 4096 MiB/),
+      expect.stringMatching(/^nodes\.c\.tcgCacheMiB: TCG translation cache is 32.5 MiB/),
+    ]);
+    d.setTcgCacheSize(a!, 16);
+    d.setTcgCacheSize(b!, 2048);
+    d.setTcgCacheSize(c!, 64);
+    expect(problemsOf(d)).toEqual([]);
+  });
+
   it('records every API setting in the spec', () => {
     const d = new Topology('full');
     const a = d.node('a', 'tiny', 2, gb(2));
@@ -128,6 +146,7 @@ describe('topology declaration', () => {
     d.reserve(a, 20);
     d.setBacking(b, 'copy');
     d.setVncPort(a, 5901);
+    d.setTcgCacheSize(b, 32);
     d.setBootIso(a, '/tmp/x.iso');
     d.doSetup(b, false);
     d.setSmbiosType1(a, { manufacturer: 'Oxide', serial: 'S1' });
@@ -137,7 +156,8 @@ describe('topology declaration', () => {
     d.defaultExtLink(b);
     const s = d.toSpec();
     expect(s.nodes[0]).toMatchObject({ reserveGiB: 20, vncPort: 5901, bootIso: '/tmp/x.iso', smbiosType1: { manufacturer: 'Oxide', serial: 'S1' } });
-    expect(s.nodes[1]).toMatchObject({ backing: 'copy', doSetup: false, memoryMiB: 512 });
+    expect(s.nodes[1]).toMatchObject({ backing: 'copy', doSetup: false, memoryMiB: 512, tcgCacheMiB: 32 });
+    expect(s.nodes[0]!.tcgCacheMiB).toBeUndefined();
     expect(s.links.map((l) => l.kind)).toEqual(['softnpu', 'softnpu', 'sidecar', 'ext']);
     expect(s.links[0]).toMatchObject({ a: { node: 'a', mac: '02:00:00:00:00:0a' }, b: { node: 'b', mac: '02:00:00:00:00:0b' }, bIsNpu: false });
     expect(s.links[3]).toMatchObject({ hostIfx: null, exclusive: false });
@@ -154,12 +174,22 @@ describe('serialization', () => {
   const p = d.node('piano', 'tiny', 1, gb(1));
   d.link(v, p);
   d.mount('/tmp', '/opt/bay', v);
+  d.setTcgCacheSize(p, 32);
 
   it('round-trips through topology.json', () => {
     const text = JSON.stringify(d.toSpec());
     const back = parseTopologyFile(text, 'topology.json');
     expect(back).toEqual(d.toSpec());
     expect(Topology.fromSpec(back).toSpec()).toEqual(d.toSpec());
+    expect(back.nodes[1]!.tcgCacheMiB).toBe(32);
+  });
+
+  it('refuses a saved TCG cache size that is not a number, or out of range', () => {
+    const bad = d.toSpec() as unknown as { nodes: { tcgCacheMiB: unknown }[] };
+    bad.nodes[1]!.tcgCacheMiB = '32M';
+    expect(() => parseTopologyFile(JSON.stringify(bad), 't.json')).toThrow(/t.json is damaged:\n {2}- nodes.1.tcgCacheMiB/);
+    bad.nodes[1]!.tcgCacheMiB = 1;
+    expect(() => parseTopologyFile(JSON.stringify(bad), 't.json')).toThrow(/nodes\.piano\.tcgCacheMiB: TCG translation cache is 1 MiB/);
   });
 
   it('gives a clear error for a truncated file', () => {

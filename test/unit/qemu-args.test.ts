@@ -32,17 +32,31 @@ function values(args: string[], opt: string): string[] {
 
 describe('qemu arguments', () => {
   it.each([
-    ['tcg', 1, 'tcg', []],
-    ['tcg', 4, 'tcg,thread=multi', []],
-    ['kvm', 1, 'kvm', ['host']],
-    ['kvm', 2, 'kvm', ['host']],
-  ] as const)('%s with %i core(s): one -accel option and no accel= on -machine', (accel, cores, accelOpt, cpu) => {
+    ['tcg', 1, undefined, 'tcg', []],
+    ['tcg', 4, undefined, 'tcg,thread=multi', []],
+    ['tcg', 1, 32, 'tcg,tb-size=32', []],
+    ['tcg', 4, 32, 'tcg,thread=multi,tb-size=32', []],
+    ['kvm', 1, undefined, 'kvm', ['host']],
+    ['kvm', 2, undefined, 'kvm', ['host']],
+    // KVM has no translation cache: the node option does not apply.
+    ['kvm', 1, 32, 'kvm', ['host']],
+    ['kvm', 2, 32, 'kvm', ['host']],
+  ] as const)('%s with %i core(s), TCG cache %s MiB: one -accel option (%s) and no accel= on -machine', (accel, cores, tcgCacheMiB, accelOpt, cpu) => {
     const base = config({ accel });
-    const a = qemuArgs({ ...base, node: { ...base.node, cores } });
+    const a = qemuArgs({ ...base, node: { ...base.node, cores, tcgCacheMiB } });
     expect(values(a, '-machine')).toEqual(['pc']);
     expect(values(a, '-accel')).toEqual([accelOpt]);
     expect(values(a, '-cpu')).toEqual(cpu);
     expect(values(a, '-smp')).toEqual([String(cores)]);
+    if (accel === 'kvm') expect(a.join(' ')).not.toContain('tb-size');
+  });
+
+  it('takes the TCG cache size from the topology declaration', () => {
+    const t = new Topology('tb');
+    const n = t.node('small', 'tiny', 1, gb(1));
+    t.setTcgCacheSize(n, 64);
+    const a = qemuArgs({ ...config(), node: t.toSpec().nodes[0]! });
+    expect(values(a, '-accel')).toEqual(['tcg,tb-size=64']);
   });
 
   it('gives the declared memory', () => {
