@@ -1,0 +1,111 @@
+/**
+ * A unix-socket client that stays connected: the switch's end of a QEMU-served socket (a
+ * `-netdev stream,server=on` NIC, or the management UART's `-chardev socket,server=on`).
+ * QEMU 7.2 cannot reconnect as a client, so QEMU serves and the switch reconnects, with
+ * backoff 50 ms -> 1 s, whenever the socket is missing or QEMU restarts.
+ *
+ * Writes never wait: {@link write} drops (returns false) when unconnected or when more than
+ * `capBytes` are already queued (a guest that does not read: booting, link down).
+ */
+import net from 'node:net';
+import type { Logger } from '../util/log.js';
+import { retry } from '../util/retry.js';
+
+export interface LinkOptions {
+  /** For logs, e.g. "scrimlet port 1". */
+  what: string;
+  onData: (chunk: Buffer) => void;
+  onConnect?: () => void;
+  onDisconnect?: () => void;
+  log: Logger;
+  /** Drop writes while more than this many bytes wait to be sent (default 256 KiB). */
+  capBytes?: number;
+}
+
+export const DEFAULT_BACKPRESSURE_BYTES = 256 * 1024;
+const CONNECT_TIMEOUT_MS = 2_000;
+
+export class ReconnectingSocket {
+  private sock: net.Socket | undefined;
+  private readonly ac = new AbortController();
+  private loop: Promise<void> | undefined;
+  /** How many times a connection was made. */
+  connects = 0;
+
+  constructor(readonly path: string, private readonly o: LinkOptions) {}
+
+  get connected(): boolean {
+    return this.sock !== undefined;
+  }
+
+  /** Starts connecting in the background. */
+  start(): void {
+    this.loop ??= this.run().catch(() => {});
+  }
+
+  /** Stops reconnecting and closes the connection. */
+  async stop(): Promise<void> {
+    this.ac.abort();
+    this.sock?.destroy();
+    await this.loop;
+  }
+
+  /** Queues bytes; false when they were dropped (unconnected, or over the cap). */
+  write(buf: Buffer): boolean {
+    const s = this.sock;
+    if (!s || s.writableLength > (this.o.capBytes ?? DEFAULT_BACKPRESSURE_BYTES)) return false;
+    s.write(buf);
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.ac.signal;
+    while (!signal.aborted) {
+      const sock = await retry(
+        { what: `connecting ${this.o.what} to ${this.path}`, delayMs: 50, factor: 2, maxDelayMs: 1_000, signal, log: this.o.log },
+        () => connect(this.path, signal),
+      );
+      if (signal.aborted) {
+        sock.destroy();
+        return;
+      }
+      this.connects++;
+      const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+      sock.on('error', () => {}); // 'close' follows
+      sock.on('data', (chunk: Buffer) => this.o.onData(chunk));
+      this.sock = sock;
+      this.o.log.log({ kind: 'step', level: 'debug', msg: `${this.o.what}: connected to ${this.path}` });
+      this.o.onConnect?.();
+      await closed;
+      this.sock = undefined;
+      if (!signal.aborted) {
+        this.o.log.log({ kind: 'step', level: 'debug', msg: `${this.o.what}: disconnected; reconnecting` });
+        this.o.onDisconnect?.();
+      }
+    }
+  }
+}
+
+function connect(path: string, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    signal.throwIfAborted();
+    const s = net.createConnection({ path });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    const onAbort = () => s.destroy(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    s.once('connect', () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      reject(e);
+    });
+  });
+}
