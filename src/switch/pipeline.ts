@@ -59,6 +59,12 @@ export interface PipelineModule {
 export const BUILTIN_PROGRAMS = ['sidecar-lite', 'wire', 'sidemux'] as const;
 export type BuiltinProgram = (typeof BUILTIN_PROGRAMS)[number];
 
+const BUILTIN: Record<BuiltinProgram, () => Promise<PipelineModule>> = {
+  'sidecar-lite': () => import('./programs/sidecar-lite.js'),
+  wire: () => import('./programs/wire.js'),
+  sidemux: () => import('./programs/sidemux.js'),
+};
+
 /** All tables of a pipeline as the DumpRequest reply carries them: `{ table: entries[] }`. */
 export function dumpTables(p: Pipeline): Record<string, TableEntryJson[]> {
   const out: Record<string, TableEntryJson[]> = {};
@@ -79,7 +85,7 @@ export async function loadPipeline(program: string, radix: number, baseDir = pro
   if (!Number.isInteger(radix) || radix < 1 || radix > 65535) throw new FalconError('NPU_PROGRAM', `radix ${radix} is not a port count between 1 and 65535`);
   let mod: Partial<PipelineModule>;
   if ((BUILTIN_PROGRAMS as readonly string[]).includes(program)) {
-    mod = (await import(`./programs/${program}.js`)) as PipelineModule;
+    mod = await BUILTIN[program as BuiltinProgram]();
   } else if (program.includes('/') || program.includes('.')) {
     const file = path.resolve(baseDir, program);
     try {
