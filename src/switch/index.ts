@@ -6,7 +6,8 @@
  * - encoding.ts: scadm-named entry builders;
  * - pipeline.ts: the program interface, for users writing their own program.
  */
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export { Switch } from './switch.js';
 export type { SwitchOptions } from './switch.js';
@@ -31,6 +32,6 @@ export function switchCommand(configFile: string): { cmd: string; args: string[]
   const self = fileURLToPath(import.meta.url);
   const ts = self.endsWith('.ts');
   const main = self.replace(/index\.(ts|js)$/, ts ? 'main.ts' : 'main.js');
-  const args = ts ? ['--import', import.meta.resolve('tsx'), main, configFile] : [main, configFile];
+  const args = ts ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, main, configFile] : [main, configFile];
   return { cmd: process.execPath, args };
 }
