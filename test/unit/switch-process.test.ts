@@ -307,7 +307,7 @@ describe('switch process (spawned, real QEMU)', () => {
       const r = new FrameReader((f) => got.push(Buffer.from(f)));
       sock.on('data', (d) => r.push(d));
       sock.on('error', () => {});
-      cleanups.push(() => sock.destroy());
+      cleanups.push(() => void sock.destroy());
       return { sock, got };
     }
 
