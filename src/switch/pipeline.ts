@@ -1,9 +1,9 @@
 /**
- * The pipeline interface (shaped like p4rs's `Pipeline`) and the loader of programs.
+ * The pipeline interface (shaped like p4rs's `Pipeline`).
  *
  * A program is a module exporting `createPipeline(radix)`, where radix = N + 1 ports
  * numbered 0..N (port 0 is the CPU port of a SoftNPU; for sidemux, the sidecar node's NIC).
- * The switch calls `processPacket(port, frame)` for every frame that arrives on a port and
+ * (loader.ts creates one from a built-in name or a module path.) The switch calls `processPacket(port, frame)` for every frame that arrives on a port and
  * sends each returned `[frame, port]`. Table operations come from the management UART and
  * the control socket.
  *
@@ -24,9 +24,6 @@
  * owns the buffer and copies it out before the next chunk arrives. It must not keep it.
  * A program that throws from `processPacket` loses that frame only (counted in stats).
  */
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { FalconError } from '../util/errors.js';
 import type { TableEntryJson } from './tables.js';
 
 export type { TableEntryJson } from './tables.js';
@@ -55,51 +52,11 @@ export interface PipelineModule {
   createPipeline(radix: number): Pipeline;
 }
 
-/** The programs built into Falcon. */
-export const BUILTIN_PROGRAMS = ['sidecar-lite', 'wire', 'sidemux'] as const;
-export type BuiltinProgram = (typeof BUILTIN_PROGRAMS)[number];
-
-const BUILTIN: Record<BuiltinProgram, () => Promise<PipelineModule>> = {
-  'sidecar-lite': () => import('./programs/sidecar-lite.js'),
-  wire: () => import('./programs/wire.js'),
-  sidemux: () => import('./programs/sidemux.js'),
-};
-
 /** All tables of a pipeline as the DumpRequest reply carries them: `{ table: entries[] }`. */
 export function dumpTables(p: Pipeline): Record<string, TableEntryJson[]> {
   const out: Record<string, TableEntryJson[]> = {};
   for (const id of p.tableIds()) out[id] = p.tableEntries(id) ?? [];
   return out;
-}
-
-function isPipeline(x: unknown): x is Pipeline {
-  const p = x as Partial<Pipeline> | null;
-  return !!p && ['processPacket', 'tableAdd', 'tableRemove', 'tableIds', 'tableEntries'].every((m) => typeof (p as Record<string, unknown>)[m] === 'function');
-}
-
-/**
- * Creates the pipeline of a built-in program (by name) or of a module (an absolute path, or
- * one relative to `baseDir`). `radix` = number of ports including port 0.
- */
-export async function loadPipeline(program: string, radix: number, baseDir = process.cwd()): Promise<Pipeline> {
-  if (!Number.isInteger(radix) || radix < 1 || radix > 65535) throw new FalconError('NPU_PROGRAM', `radix ${radix} is not a port count between 1 and 65535`);
-  let mod: Partial<PipelineModule>;
-  if ((BUILTIN_PROGRAMS as readonly string[]).includes(program)) {
-    mod = await BUILTIN[program as BuiltinProgram]();
-  } else if (program.includes('/') || program.includes('.')) {
-    const file = path.resolve(baseDir, program);
-    try {
-      mod = (await import(pathToFileURL(file).href)) as Partial<PipelineModule>;
-    } catch (e) {
-      throw new FalconError('NPU_PROGRAM', `pipeline program ${file} could not be loaded (${(e as Error).message}); give the path of a module that exports createPipeline(radix)`, { cause: e });
-    }
-  } else {
-    throw new FalconError('NPU_PROGRAM', `there is no built-in pipeline program "${program}"; use one of ${BUILTIN_PROGRAMS.join(', ')} or the path of a module`);
-  }
-  if (typeof mod.createPipeline !== 'function') throw new FalconError('NPU_PROGRAM', `pipeline program ${program} does not export createPipeline(radix)`);
-  const p = mod.createPipeline(radix);
-  if (!isPipeline(p)) throw new FalconError('NPU_PROGRAM', `createPipeline of ${program} returned something that is not a Pipeline (processPacket, tableAdd, tableRemove, tableIds, tableEntries)`);
-  return p;
 }
 
 /** A counter bag for programs: `c.inc('no_route')`; `c.snapshot()` for `counters()`. */

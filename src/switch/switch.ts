@@ -25,7 +25,8 @@ import type { CapturedFrame, ControlRequest, LinkStats, SwitchStats } from './co
 import { FrameBatch, FrameReader } from './framing.js';
 import { ReconnectingSocket } from './link.js';
 import { MgmtReader, applyMgmtRequest, type MgmtRequest } from './mgmt.js';
-import { dumpTables, loadPipeline, type Pipeline } from './pipeline.js';
+import { dumpTables, type Pipeline } from './pipeline.js';
+import { loadPipeline } from './loader.js';
 import { SIDECAR_MIN_FRAME, SidecarCode, decapsulate, encapsulate } from './sidecar-header.js';
 import { TableSaver, readSavedTables, restoreTables } from './table-store.js';
 import path from 'node:path';

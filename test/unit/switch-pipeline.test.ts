@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addAddress, addNeighbor, addProxyArp, addRoute4, addRoute6, ipv6Bytes, setMac, type TableAddRequest } from '../../src/switch/encoding.js';
-import { dumpTables, loadPipeline, type Pipeline } from '../../src/switch/pipeline.js';
+import { dumpTables, type Pipeline } from '../../src/switch/pipeline.js';
+import { loadPipeline } from '../../src/switch/loader.js';
 import { createPipeline as sidecarLite } from '../../src/switch/programs/sidecar-lite.js';
 import { createPipeline as sidemux } from '../../src/switch/programs/sidemux.js';
 import { createPipeline as wire } from '../../src/switch/programs/wire.js';
