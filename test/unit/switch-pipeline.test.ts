@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addAddress, addNeighbor, addProxyArp, addRoute4, addRoute6, ipv6Bytes, setMac, type TableAddRequest } from '../../src/switch/encoding.js';
 import { dumpTables, type Pipeline } from '../../src/switch/pipeline.js';
@@ -184,6 +187,27 @@ describe('sidecar-lite', () => {
     expect(p.tableIds()).toHaveLength(14);
     await expect(loadPipeline('nope', 3)).rejects.toMatchObject({ code: 'NPU_PROGRAM' });
     await expect(loadPipeline('/nonexistent/prog.js', 3)).rejects.toMatchObject({ code: 'NPU_PROGRAM' });
+  });
+
+  it('loads a user program from a module path, relative to a base folder', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fsw-prog-'));
+    try {
+      writeFileSync(
+        path.join(dir, 'hub.mjs'),
+        `export function createPipeline(radix) {
+          return {
+            processPacket: (port, frame) => [...Array(radix).keys()].filter((p) => p !== port).map((p) => [frame, p]),
+            tableAdd() {}, tableRemove() {}, tableIds: () => [], tableEntries: () => undefined,
+          };
+        }\n`,
+      );
+      writeFileSync(path.join(dir, 'bad.mjs'), 'export const x = 1;\n');
+      const p = await loadPipeline('./hub.mjs', 3, dir);
+      expect(p.processPacket(1, Buffer.alloc(14)).map(([, port]) => port)).toEqual([0, 2]);
+      await expect(loadPipeline(path.join(dir, 'bad.mjs'), 3)).rejects.toMatchObject({ code: 'NPU_PROGRAM' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
