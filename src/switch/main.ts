@@ -59,6 +59,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     process.stderr.write('usage: node --import tsx src/switch/main.ts CONFIG.json\n');
     process.exitCode = 2;
   } else {
+    // Sockets and files this process creates are owner-only from the start.
+    process.umask(0o077);
     process.exitCode = await runSwitchProcess(file);
   }
 }

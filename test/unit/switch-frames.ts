@@ -1,3 +1,5 @@
+import { expect } from 'vitest';
+import { isFalconError } from '../../src/util/errors.js';
 /** Frame builders shared by the switch unit tests (not a test file). */
 
 export const mac = (s: string) => Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
@@ -39,18 +41,37 @@ export function ipv6Icmp(src: Buffer, dst: Buffer, hops = 64): Buffer {
   return b;
 }
 
-/** An ARP request who-has `target` from (smac, sip). */
-export function arpRequest(smac: string, sip: string, target: string): Buffer {
+/** An ARP body (Ethernet/IPv4). */
+export function arpBody(op: number, smac: string, sip: string, tmac: string, tip: string): Buffer {
   const b = Buffer.alloc(28);
   b.writeUInt16BE(1, 0);
   b.writeUInt16BE(0x0800, 2);
   b[4] = 6;
   b[5] = 4;
-  b.writeUInt16BE(1, 6);
+  b.writeUInt16BE(op, 6);
   mac(smac).copy(b, 8);
   ip4(sip).copy(b, 14);
-  ip4(target).copy(b, 24);
-  return eth('ff:ff:ff:ff:ff:ff', smac, 0x0806, b);
+  mac(tmac).copy(b, 18);
+  ip4(tip).copy(b, 24);
+  return b;
+}
+
+/** An ARP request who-has `target` from (smac, sip), broadcast. */
+export function arpRequest(smac: string, sip: string, target: string): Buffer {
+  return eth(BCAST, smac, 0x0806, arpBody(1, smac, sip, '00:00:00:00:00:00', target));
+}
+
+/** Asserts that each function throws a FalconError with `code`. */
+export function expectFalconCode(code: string, ...fns: (() => unknown)[]): void {
+  for (const f of fns) {
+    let thrown: unknown;
+    try {
+      f();
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isFalconError(thrown) && thrown.code).toBe(code);
+  }
 }
 
 export const BCAST = 'ff:ff:ff:ff:ff:ff';
