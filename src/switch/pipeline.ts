@@ -52,10 +52,13 @@ export interface PipelineModule {
   createPipeline(radix: number): Pipeline;
 }
 
-/** All tables of a pipeline as the DumpRequest reply carries them: `{ table: entries[] }`. */
+/**
+ * All tables of a pipeline as the DumpRequest reply carries them: `{ table: entries[] }`,
+ * tables sorted by name (propolis serializes a BTreeMap), entries in insertion order.
+ */
 export function dumpTables(p: Pipeline): Record<string, TableEntryJson[]> {
   const out: Record<string, TableEntryJson[]> = {};
-  for (const id of p.tableIds()) out[id] = p.tableEntries(id) ?? [];
+  for (const id of [...p.tableIds()].sort()) out[id] = p.tableEntries(id) ?? [];
   return out;
 }
 

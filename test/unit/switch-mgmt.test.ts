@@ -50,7 +50,7 @@ describe('management UART reader', () => {
     expect(reqs).toEqual(['RadixRequest']);
   });
 
-  it('replies as the original: radix as decimal N, dump as a bare JSON map, nothing for add/remove', () => {
+  it('replies as the original: radix as decimal N, dump as a bare JSON map sorted by table, nothing for add/remove', () => {
     const p = createPipeline(3);
     expect(applyMgmtRequest(p, 2, 'RadixRequest')).toEqual({ reply: '2\n', changed: false });
     const add = applyMgmtRequest(p, 2, { TableAdd: { table: 'ingress.local.local_v4', action: 'local', keyset_data: [1, 1, 0, 10], parameter_data: [] } });
@@ -58,6 +58,7 @@ describe('management UART reader', () => {
     const dump = applyMgmtRequest(p, 2, 'DumpRequest').reply!;
     expect(dump.endsWith('}\n')).toBe(true);
     const map = JSON.parse(dump) as Record<string, unknown[]>;
+    expect(Object.keys(map)).toEqual([...Object.keys(map)].sort());
     expect(Object.keys(map)).toHaveLength(14);
     expect(map['ingress.local.local_v4']).toEqual([{ action_id: 'local', keyset_data: [1, 1, 0, 10], parameter_data: [] }]);
     expect(applyMgmtRequest(p, 2, { TableRemove: { table: 'ingress.local.local_v4', keyset_data: [1, 1, 0, 10] } })).toEqual({ changed: true });

@@ -13,6 +13,7 @@ import { parseSwitchConfig, type SwitchConfigInput } from '../../src/switch/conf
 import { addAddress, addNeighbor, addRoute4, setMac } from '../../src/switch/encoding.js';
 import { FrameReader, frameOne } from '../../src/switch/framing.js';
 import { switchCommand } from '../../src/switch/index.js';
+import { SidecarCode, encapsulate, readSidecarHeader } from '../../src/switch/sidecar-header.js';
 import { Switch } from '../../src/switch/switch.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { eth, ipv4Icmp } from './switch-frames.js';
@@ -236,6 +237,24 @@ describe('switch process (fake QEMU sockets)', () => {
     tf1!.send(reply);
     const out = await until('the reply out of port 1', () => p1!.received[0]);
     expect(out.toString('hex')).toBe(reply.toString('hex'));
+  });
+
+  it('sidemux: frames of a driver NIC reach the sidecar with the header, and code-1 frames reach the NIC of their ingress', async () => {
+    const dir = tmpdir();
+    const [sidecar, d0, d1] = await fakes(dir, ['sc', 'd0', 'd1']);
+    const cfg = config(dir, { radix: 2, program: 'sidemux', ports: [path.join(dir, 'sc'), path.join(dir, 'd0'), path.join(dir, 'd1')] });
+    const { sw } = await startSwitch(cfg);
+    await until('connected', () => sidecar!.client && d0!.client && d1!.client);
+    const arp = eth('ff:ff:ff:ff:ff:ff', 'a8:40:25:ff:00:09', 0x0806, Buffer.alloc(28, 1));
+    d1!.send(arp);
+    const enc = await until('the encapsulated frame at the sidecar', () => sidecar!.received[0]);
+    expect(readSidecarHeader(enc)).toMatchObject({ code: SidecarCode.ForwardFromUserspace, egress: 1, etherType: 0x0806 });
+    sidecar!.send(encapsulate(arp, { code: SidecarCode.ForwardToUserspace, ingress: 0, egress: 0 }));
+    sidecar!.send(encapsulate(arp, { code: SidecarCode.ForwardFromUserspace, ingress: 1, egress: 1 }));
+    const dec = await until('the decapsulated frame on driver NIC 0', () => d0!.received[0]);
+    expect(dec.toString('hex')).toBe(arp.toString('hex'));
+    await until('the bad code counted', () => sw.stats().pipeline.program.drop_bad_code === 1);
+    expect(d1!.received).toEqual([]);
   });
 
   it('drops above the backpressure cap when a port does not read, and counts it', async () => {
