@@ -77,6 +77,12 @@ export class MgmtReader {
     }
   }
 
+  /** Forgets a partial line (the UART reconnected: the guest side restarted). */
+  reset(): void {
+    this.len = 0;
+    this.overlong = false;
+  }
+
   private line(): void {
     const line = this.buf.subarray(0, this.len);
     const overlong = this.overlong;

@@ -118,7 +118,7 @@ export class Switch {
             this.log.log({ kind: 'warn', msg: `${c.name} management UART: skipped a malformed request (${reason}): ${line}` });
           },
         );
-        this.mgmt = new ReconnectingSocket(c.mgmtSocket, { what: `${c.name} management UART`, log: this.log, onData: (d) => reader.push(d) });
+        this.mgmt = new ReconnectingSocket(c.mgmtSocket, { what: `${c.name} management UART`, log: this.log, onData: (d) => reader.push(d), onDisconnect: () => reader.reset() });
       }
       this.control = new ControlServer(c.controlSocket, this.log, (req, sink) => this.handle(req, sink));
       await this.control.listen();

@@ -39,6 +39,15 @@ describe('management UART reader', () => {
     expect(reqs).toEqual(['RadixRequest']);
   });
 
+  it('forgets a partial line on reset (the UART reconnected)', () => {
+    const { r, reqs, bad } = reader();
+    r.push(Buffer.concat([E5, Buffer.from('{"TableAd')]));
+    r.reset();
+    r.push(req('"RadixRequest"'));
+    expect(reqs).toEqual(['RadixRequest']);
+    expect(bad).toEqual([]);
+  });
+
   it('reports malformed requests and keeps going', () => {
     const { r, reqs, bad } = reader();
     r.push(req('{"TableAdd":'));
