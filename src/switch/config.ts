@@ -11,8 +11,10 @@
  * ```
  *
  * - `radix` is N, the data ports; the pipeline has N + 1 ports, 0..N.
- * - `ports[i]` is the QEMU-served socket of port i (`null`: nothing attached, its frames are
- *   dropped). In `cpuPort: "tfports"` mode `ports[0]` is null and `tfports[i-1]` is the
+ * - `ports[i]` is the QEMU-served socket of port i, which the switch connects to (`null`:
+ *   nothing attached, its frames are dropped), or `{"serve": path}`: the switch serves that
+ *   socket itself, for a port joined to another switch's port (`softnpuLinks(a, b)`: a's
+ *   port serves, b's port connects to it). In `cpuPort: "tfports"` mode `ports[0]` is null and `tfports[i-1]` is the
  *   socket of the scrimlet NIC that stands for port i (the switch removes the sidecar header
  *   on the way in, and adds it on the way out).
  * - `mgmtSocket`: the management UART's chardev socket (SoftNPU only).
@@ -33,7 +35,7 @@ export const switchConfigSchema = z
     /** Where a relative program path is resolved (default: the config file's folder). */
     programBaseDir: absPath.optional(),
     radix: z.number().int().min(1).max(65534),
-    ports: z.array(absPath.nullable()),
+    ports: z.array(z.union([absPath, z.object({ serve: absPath }).strict()]).nullable()),
     cpuPort: z.enum(['raw', 'tfports']).default('raw'),
     tfports: z.array(absPath.nullable()).optional(),
     mgmtSocket: absPath.optional(),

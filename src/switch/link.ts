@@ -1,12 +1,20 @@
 /**
- * A unix-socket client that stays connected: the switch's end of a QEMU-served socket (a
- * `-netdev stream,server=on` NIC, or the management UART's `-chardev socket,server=on`).
- * QEMU 7.2 cannot reconnect as a client, so QEMU serves and the switch reconnects, with
- * backoff 50 ms -> 1 s, whenever the socket is missing or QEMU restarts.
+ * The switch's ends of its sockets.
+ *
+ * {@link ReconnectingSocket}: a unix-socket client that stays connected, the switch's end of
+ * a QEMU-served socket (a `-netdev stream,server=on` NIC, or the management UART's
+ * `-chardev socket,server=on`). QEMU 7.2 cannot reconnect as a client, so QEMU serves and the
+ * switch reconnects, with backoff 50 ms -> 1 s, whenever the socket is missing or QEMU
+ * restarts.
+ *
+ * {@link ServedSocket}: the switch serves the socket and takes one client at a time (a newer
+ * client replaces the older): for a port joined to another switch's port
+ * (`softnpuLinks(a, b)`): one switch serves, the other connects.
  *
  * Writes never wait: {@link write} drops (returns false) when unconnected or when more than
  * `capBytes` are already queued (a guest that does not read: booting, link down).
  */
+import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import type { Logger } from '../util/log.js';
 import { retry } from '../util/retry.js';
@@ -25,7 +33,17 @@ export interface LinkOptions {
 export const DEFAULT_BACKPRESSURE_BYTES = 256 * 1024;
 const CONNECT_TIMEOUT_MS = 2_000;
 
-export class ReconnectingSocket {
+/** What the switch needs of a port's socket, whichever side serves it. */
+export interface PortSocket {
+  readonly path: string;
+  readonly connected: boolean;
+  readonly connects: number;
+  start(): void;
+  stop(): Promise<void>;
+  write(buf: Buffer): boolean;
+}
+
+export class ReconnectingSocket implements PortSocket {
   private sock: net.Socket | undefined;
   private readonly ac = new AbortController();
   private loop: Promise<void> | undefined;
@@ -108,4 +126,70 @@ function connect(path: string, signal: AbortSignal): Promise<net.Socket> {
       reject(e);
     });
   });
+}
+
+/** A unix socket the switch serves (mode 0600), one client at a time. */
+export class ServedSocket implements PortSocket {
+  private sock: net.Socket | undefined;
+  private server: net.Server | undefined;
+  private starting: Promise<void> | undefined;
+  connects = 0;
+
+  constructor(readonly path: string, private readonly o: LinkOptions) {}
+
+  get connected(): boolean {
+    return this.sock !== undefined;
+  }
+
+  start(): void {
+    if (this.server) return;
+    this.starting ??= this.listen().catch((e: unknown) => this.o.log.log({ kind: 'warn', msg: `${this.o.what}: cannot serve ${this.path}: ${(e as Error).message}` }));
+  }
+
+  /** Listens now (start() does it in the background); throws when the socket cannot be made. */
+  async listen(): Promise<void> {
+    await rm(this.path, { force: true });
+    const server = net.createServer((c) => this.accept(c));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(this.path, 0o600);
+    this.server = server;
+  }
+
+  private accept(c: net.Socket): void {
+    const old = this.sock;
+    this.sock = c;
+    this.connects++;
+    if (old) old.destroy();
+    c.on('error', () => {});
+    c.on('data', (chunk: Buffer) => this.o.onData(chunk));
+    c.once('close', () => {
+      if (this.sock !== c) return;
+      this.sock = undefined;
+      this.o.onDisconnect?.();
+    });
+    this.o.log.log({ kind: 'step', level: 'debug', msg: `${this.o.what}: a peer connected to ${this.path}` });
+    this.o.onConnect?.();
+  }
+
+  write(buf: Buffer): boolean {
+    const s = this.sock;
+    if (!s || s.writableLength > (this.o.capBytes ?? DEFAULT_BACKPRESSURE_BYTES)) return false;
+    s.write(buf);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await this.starting;
+    this.sock?.destroy();
+    const srv = this.server;
+    this.server = undefined;
+    if (srv) await new Promise<void>((r) => srv.close(() => r()));
+    await rm(this.path, { force: true });
+  }
 }

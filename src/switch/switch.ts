@@ -23,7 +23,7 @@ import type { SwitchConfig } from './config.js';
 import { ControlServer } from './control-server.js';
 import type { CapturedFrame, ControlRequest, LinkStats, SwitchStats } from './control-protocol.js';
 import { FrameBatch, FrameReader } from './framing.js';
-import { ReconnectingSocket } from './link.js';
+import { ReconnectingSocket, ServedSocket, type LinkOptions, type PortSocket } from './link.js';
 import { MgmtReader, applyMgmtRequest, type MgmtRequest } from './mgmt.js';
 import { dumpTables, type Pipeline } from './pipeline.js';
 import { loadPipeline } from './loader.js';
@@ -40,7 +40,7 @@ export interface SwitchOptions {
 class Endpoint {
   readonly stats: LinkStats;
   readonly batch = new FrameBatch();
-  link: ReconnectingSocket | undefined;
+  link: PortSocket | undefined;
   reader: FrameReader;
   constructor(port: number, socket: string | null, onFrame: (f: Buffer) => void) {
     this.stats = { port, socket, connected: false, connects: 0, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, dropBackpressure: 0, dropDisconnected: 0, dropOversize: 0 };
@@ -97,9 +97,18 @@ export class Switch {
       }
       const cap = c.backpressureBytes;
       for (let i = 0; i < this.portCount; i++) {
-        const sock = c.ports[i] ?? null;
+        const spec = c.ports[i] ?? null;
+        const sock = typeof spec === 'string' ? spec : (spec?.serve ?? null);
         const ep = new Endpoint(i, sock, (f) => this.ingress(i, f));
-        if (sock) ep.link = new ReconnectingSocket(sock, { what: `${c.name} port ${i}`, log: this.log, capBytes: cap, onData: (d) => this.onChunk(ep, d), onDisconnect: () => ep.reader.reset() });
+        if (spec) {
+          const o: LinkOptions = { what: `${c.name} port ${i}`, log: this.log, capBytes: cap, onData: (d) => this.onChunk(ep, d), onDisconnect: () => ep.reader.reset() };
+          if (typeof spec === 'string') ep.link = new ReconnectingSocket(spec, o);
+          else {
+            const served = new ServedSocket(spec.serve, o);
+            await served.listen();
+            ep.link = served;
+          }
+        }
         this.ports.push(ep);
       }
       if (this.tfportsMode) {

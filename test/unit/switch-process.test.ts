@@ -257,6 +257,23 @@ describe('switch process (fake QEMU sockets)', () => {
     expect(d1!.received).toEqual([]);
   });
 
+  it('joins two switches port to port: one serves the socket, the other connects to it', async () => {
+    const dir = tmpdir();
+    const [p1, p2] = await fakes(dir, ['p1', 'p2']);
+    const joint = path.join(dir, 'joint');
+    const a = config(dir, { radix: 2, program: 'wire', name: 'npuA', ports: [null, path.join(dir, 'p1'), { serve: joint }], controlSocket: path.join(dir, 'ctlA'), pidFile: path.join(dir, 'a.pid'), tablesFile: undefined });
+    const b = config(dir, { radix: 2, program: 'wire', name: 'npuB', ports: [null, joint, path.join(dir, 'p2')], controlSocket: path.join(dir, 'ctlB'), pidFile: path.join(dir, 'b.pid'), tablesFile: undefined });
+    const sa = await startSwitch(a);
+    expect(statSync(joint).mode & 0o777).toBe(0o600);
+    await startSwitch(b);
+    await until('all connected', () => p1!.client && p2!.client && sa.sw.stats().ports[2]!.connected);
+    p1!.send(frame(5));
+    const got = await until('the frame through both switches', () => p2!.received[0]);
+    expect(got.toString('hex')).toBe(frame(5).toString('hex'));
+    p2!.send(frame(6));
+    await until('the frame back', () => p1!.received.some((f) => f[20] === 6));
+  });
+
   it('drops above the backpressure cap when a port does not read, and counts it', async () => {
     const dir = tmpdir();
     const [p1, p2] = await fakes(dir, ['p1', 'p2']);
