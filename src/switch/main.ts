@@ -4,6 +4,9 @@
  * it detached. It reads the config (config.ts), takes the pid-file lock, runs until SIGTERM
  * or SIGINT, then closes its sockets, saves the tables, releases the lock and exits 0.
  *
+ * It is ready (tables restored, ports connecting) once its control socket accepts a
+ * connection; poll that (e.g. `SwitchClient.connect` + `radix()`) after spawning.
+ *
  * Logs are JSON lines on stderr: `{"ts","level","kind","msg",...}` (FALCON_LOG sets the level).
  * Exit status: 0 after a clean stop, 1 when it could not start (the reason is the last log
  * line, with the error's `code`: LOCK_BUSY when another switch holds the node, NPU_CONFIG,

@@ -81,7 +81,11 @@ export class Switch {
     return this.config.radix + 1;
   }
 
-  /** Takes the pid lock, loads the program, restores the tables, connects, serves control. */
+  /**
+   * Takes the pid lock, loads the program, restores the tables, connects, serves control.
+   * Another process holding the lock fails this with LOCK_BUSY; within one process a second
+   * Switch for the same pid file waits for the first to stop (util/lock queues in-process).
+   */
   async start(): Promise<void> {
     const c = this.config;
     this.releaseLock = await acquireLock(c.pidFile, { what: `the switch of ${c.name}`, waitMs: 0, purpose: 'switch' });
