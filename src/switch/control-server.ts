@@ -3,10 +3,11 @@
  * protocol is in control-protocol.ts). Requests on one connection are answered in order;
  * a Capture turns its connection into a stream of captured frames until it closes.
  */
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { isFalconError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { serveUnix } from './link.js';
 import { controlRequestSchema, type CapturedFrame, type ControlReply, type ControlRequest } from './control-protocol.js';
 
 export type ControlHandler = (req: ControlRequest, sink: (f: CapturedFrame) => void) => Promise<unknown>;
@@ -22,18 +23,7 @@ export class ControlServer {
   constructor(readonly path: string, private readonly log: Logger, private readonly handler: ControlHandler) {}
 
   async listen(): Promise<void> {
-    // The pid lock is held, so a socket file here is a dead switch's.
-    await rm(this.path, { force: true });
-    const server = net.createServer((c) => this.serve(c));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    await chmod(this.path, 0o600);
-    this.server = server;
+    this.server = await serveUnix(this.path, (c) => this.serve(c));
   }
 
   async close(): Promise<void> {

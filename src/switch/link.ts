@@ -43,18 +43,33 @@ export interface PortSocket {
   write(buf: Buffer): boolean;
 }
 
-export class ReconnectingSocket implements PortSocket {
-  private sock: net.Socket | undefined;
-  private readonly ac = new AbortController();
-  private loop: Promise<void> | undefined;
+/** The connected socket, its counter and the capped write, whichever side serves. */
+abstract class SocketEnd implements PortSocket {
+  protected sock: net.Socket | undefined;
   /** How many times a connection was made. */
   connects = 0;
 
-  constructor(readonly path: string, private readonly o: LinkOptions) {}
+  constructor(readonly path: string, protected readonly o: LinkOptions) {}
 
   get connected(): boolean {
     return this.sock !== undefined;
   }
+
+  /** Queues bytes; false when they were dropped (unconnected, or over the cap). */
+  write(buf: Buffer): boolean {
+    const s = this.sock;
+    if (!s || s.writableLength > (this.o.capBytes ?? DEFAULT_BACKPRESSURE_BYTES)) return false;
+    s.write(buf);
+    return true;
+  }
+
+  abstract start(): void;
+  abstract stop(): Promise<void>;
+}
+
+export class ReconnectingSocket extends SocketEnd {
+  private readonly ac = new AbortController();
+  private loop: Promise<void> | undefined;
 
   /** Starts connecting in the background. */
   start(): void {
@@ -66,14 +81,6 @@ export class ReconnectingSocket implements PortSocket {
     this.ac.abort();
     this.sock?.destroy();
     await this.loop;
-  }
-
-  /** Queues bytes; false when they were dropped (unconnected, or over the cap). */
-  write(buf: Buffer): boolean {
-    const s = this.sock;
-    if (!s || s.writableLength > (this.o.capBytes ?? DEFAULT_BACKPRESSURE_BYTES)) return false;
-    s.write(buf);
-    return true;
   }
 
   private async run(): Promise<void> {
@@ -128,18 +135,28 @@ function connect(path: string, signal: AbortSignal): Promise<net.Socket> {
   });
 }
 
+/**
+ * Serves a unix socket at `path`, owner-only (0600). A file already there is removed first:
+ * callers hold the switch's pid lock, so it is a dead switch's.
+ */
+export async function serveUnix(path: string, onConnection: (c: net.Socket) => void): Promise<net.Server> {
+  await rm(path, { force: true });
+  const server = net.createServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await chmod(path, 0o600);
+  return server;
+}
+
 /** A unix socket the switch serves (mode 0600), one client at a time. */
-export class ServedSocket implements PortSocket {
-  private sock: net.Socket | undefined;
+export class ServedSocket extends SocketEnd {
   private server: net.Server | undefined;
   private starting: Promise<void> | undefined;
-  connects = 0;
-
-  constructor(readonly path: string, private readonly o: LinkOptions) {}
-
-  get connected(): boolean {
-    return this.sock !== undefined;
-  }
 
   start(): void {
     if (this.server) return;
@@ -148,17 +165,7 @@ export class ServedSocket implements PortSocket {
 
   /** Listens now (start() does it in the background); throws when the socket cannot be made. */
   async listen(): Promise<void> {
-    await rm(this.path, { force: true });
-    const server = net.createServer((c) => this.accept(c));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    await chmod(this.path, 0o600);
-    this.server = server;
+    this.server = await serveUnix(this.path, (c) => this.accept(c));
   }
 
   private accept(c: net.Socket): void {
@@ -175,13 +182,6 @@ export class ServedSocket implements PortSocket {
     });
     this.o.log.log({ kind: 'step', level: 'debug', msg: `${this.o.what}: a peer connected to ${this.path}` });
     this.o.onConnect?.();
-  }
-
-  write(buf: Buffer): boolean {
-    const s = this.sock;
-    if (!s || s.writableLength > (this.o.capBytes ?? DEFAULT_BACKPRESSURE_BYTES)) return false;
-    s.write(buf);
-    return true;
   }
 
   async stop(): Promise<void> {
