@@ -74,7 +74,7 @@ export interface SwitchStats {
     dropped: number;
     /** processPacket threw. */
     errors: number;
-    /** Returned with a port outside 0..radix. */
+    /** Outputs with a port outside 0..radix, or not a [Buffer, port] pair. */
     badPort: number;
     /** tfports mode: port-0 frames without a usable header (code 1, ingress 1..N). */
     tfportsDropped?: number;

@@ -175,6 +175,7 @@ export class Switch {
     let outs;
     try {
       outs = this.pipeline.processPacket(port, frame);
+      if (!Array.isArray(outs)) throw new Error(`processPacket returned ${typeof outs}, not an array of [frame, port]`);
     } catch (e) {
       this.pstats.errors++;
       if (this.pstats.errors <= 10) this.log.log({ kind: 'warn', msg: `${this.config.name}: the program threw on a frame from port ${port}: ${(e as Error).message}` });
@@ -185,8 +186,9 @@ export class Switch {
       return;
     }
     for (let i = 0; i < outs.length; i++) {
-      const [f, p] = outs[i]!;
-      this.egress(p, f);
+      const o = outs[i];
+      if (Array.isArray(o) && Buffer.isBuffer(o[0])) this.egress(o[1], o[0]);
+      else this.pstats.badPort++;
     }
   }
 

@@ -274,6 +274,32 @@ describe('switch process (fake QEMU sockets)', () => {
     await until('the frame back', () => p1!.received.some((f) => f[20] === 6));
   });
 
+  it('survives a program that throws, returns garbage or names a port that does not exist, counting each', async () => {
+    const dir = tmpdir();
+    const [p1, p2] = await fakes(dir, ['p1', 'p2']);
+    const bad = {
+      processPacket(_port: number, frame: Buffer) {
+        if (frame[20] === 1) throw new Error('boom');
+        if (frame[20] === 2) return 'nope' as unknown as [];
+        if (frame[20] === 3) return [[frame, 99], ['x', 2]] as unknown as [];
+        return [[frame, 2]] as [Buffer, number][];
+      },
+      tableAdd() {},
+      tableRemove() {},
+      tableIds: () => [],
+      tableEntries: () => undefined,
+    };
+    const log = memoryLogger('debug');
+    const sw = new Switch(config(dir, { radix: 2, program: 'custom' }), { log, pipeline: bad });
+    await sw.start();
+    cleanups.push(() => sw.stop());
+    await until('connected', () => p1!.client && p2!.client);
+    for (const n of [1, 2, 3, 4]) p1!.send(frame(n));
+    await until('the good frame', () => p2!.received.some((f) => f[20] === 4));
+    expect(sw.stats().pipeline).toMatchObject({ frames: 4, errors: 2, badPort: 2 });
+    expect(p2!.received).toHaveLength(1);
+  });
+
   it('drops above the backpressure cap when a port does not read, and counts it', async () => {
     const dir = tmpdir();
     const [p1, p2] = await fakes(dir, ['p1', 'p2']);
