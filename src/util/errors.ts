@@ -53,6 +53,10 @@ export const ERROR_CODES = {
   IMAGE_UNKNOWN_RECIPE: { when: 'image build named a recipe Falcon does not have', fix: 'use one the message lists' },
   IMAGE_DAMAGED: { when: "an image's files or meta.json are damaged", fix: 'remove it (falcon image rm NAME --force) and build or import it again' },
   IMAGE_BUILD_FAILED: { when: 'an image recipe failed (a package that does not exist, a tool that failed)', fix: 'read the build output in the message' },
+  NPU_CONFIG: { when: "a switch's config file is missing, damaged or has a value the switch cannot use", fix: 'the message names the file and the field; the runner writes it at launch' },
+  NPU_CONTROL: { when: "a switch's control socket did not answer, or answered with an error", fix: 'start the switch (hyperstart), or read the error in the message' },
+  NPU_PROGRAM: { when: 'a switch pipeline program could not be loaded (unknown name, a module without createPipeline)', fix: 'use a built-in program (sidecar-lite, wire, sidemux) or a module path exporting createPipeline(radix)' },
+  NPU_TABLE: { when: 'a table entry was refused: unknown table or action, or keys or parameters of the wrong length', fix: 'the message names the table and the lengths it takes; the encoding helpers build valid entries' },
   INIT_FAILED: { when: 'falcon init could not scaffold a project (the folder has files already)', fix: 'choose an empty or new folder' },
   INTERNAL: { when: 'Falcon hit a state it does not expect', fix: 'please report it with the message' },
 } as const satisfies Record<string, { when: string; fix: string }>;
