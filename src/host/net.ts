@@ -14,8 +14,8 @@ import { formatProblems } from '../model/errors.js';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { hostInterfaces, ownerAlias, parseOwnerAlias } from '../model/naming.js';
-import { endpoints, type TopologySpec } from '../model/spec.js';
+import { hostEndpoints, hostInterfaces, ownerAlias, parseOwnerAlias } from '../model/naming.js';
+import type { TopologySpec } from '../model/spec.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 import { retry } from '../util/retry.js';
@@ -58,10 +58,14 @@ interface PlannedBase {
   path: string;
 }
 
-/** A tap wired back to back to its peer's tap. SoftNPU and sidecar links are planned as these too. */
+/**
+ * A tap wired back to back to its peer's tap. Sidecar links are planned as these too; a
+ * SoftNPU link is no host interface at all (its node end is a QEMU stream socket on a port of
+ * the switch process, its npu end a switch port).
+ */
 export interface PlannedTap extends PlannedBase {
   kind: 'tap';
-  linkKind: 'link' | 'softnpu' | 'sidecar';
+  linkKind: 'link' | 'sidecar';
   peerIfname: string;
 }
 
@@ -100,8 +104,8 @@ export interface PlanOptions {
 export function planNetwork(spec: TopologySpec, opts: PlanOptions): NetworkPlan {
   const falconDir = path.resolve(opts.falconDir);
   const resolve = opts.hostIfxResolver ?? ((h: string | null) => h ?? undefined);
-  const eps = endpoints(spec);
-  // hostInterfaces() is endpoints() named, in the same order.
+  const eps = hostEndpoints(spec);
+  // hostInterfaces() is hostEndpoints() named, in the same order.
   const interfaces = hostInterfaces(spec).map((h, i): PlannedInterface => {
     const e = eps[i]!;
     const base: PlannedBase = {
@@ -122,7 +126,7 @@ export function planNetwork(spec: TopologySpec, opts: PlanOptions): NetworkPlan 
         mode: h.link.exclusive ? 'passthru' : 'bridge',
       };
     }
-    return { ...base, kind: 'tap', linkKind: h.link.kind, peerIfname: h.peerIfname! };
+    return { ...base, kind: 'tap', linkKind: h.link.kind === 'sidecar' ? 'sidecar' : 'link', peerIfname: h.peerIfname! };
   });
   return { topology: spec.name, falconDir, alias: ownerAlias(spec.name, falconDir), interfaces };
 }

@@ -61,14 +61,24 @@ export async function startVm(proc: ProcessRunner, files: VmFiles, args: string[
   }
 }
 
+/** A NIC on a switch port: `-netdev stream,server=on` on the unix socket `path`, which the switch connects to. */
+export interface StreamNetdev {
+  kind: 'stream';
+  index: number;
+  path: string;
+  mac: string;
+}
+
 /**
- * The NICs QEMU gets for a node's host devices: taps by name; macvtap devices as the fds they
- * are opened as (3, 4, ... in `fdDevices` order), since QEMU cannot open them by name.
+ * The NICs QEMU gets for a node's host devices, in the order given: taps by name; macvtap
+ * devices as the fds they are opened as (3, 4, ... in `fdDevices` order), since QEMU cannot
+ * open them by name; stream sockets by path.
  */
-export function nicsFor(netdevs: readonly NetdevInfo[]): { nics: QemuNic[]; fdDevices: string[] } {
+export function nicsFor(netdevs: readonly (NetdevInfo | StreamNetdev)[]): { nics: QemuNic[]; fdDevices: string[] } {
   const fdDevices: string[] = [];
   const nics: QemuNic[] = netdevs.map((d) => {
     if (d.kind === 'tap') return { kind: 'tap', ifname: d.ifname, mac: d.mac };
+    if (d.kind === 'stream') return { kind: 'stream', path: d.path, mac: d.mac };
     fdDevices.push(d.tapDevice);
     return { kind: 'fd', fd: 2 + fdDevices.length, mac: d.mac };
   });
@@ -76,7 +86,7 @@ export function nicsFor(netdevs: readonly NetdevInfo[]): { nics: QemuNic[]; fdDe
 }
 
 /** The macvtap devices of `netdevs`, in fd order: what a restart opens (their numbers change when re-created). */
-export function fdDevicesOf(netdevs: readonly NetdevInfo[]): string[] {
+export function fdDevicesOf(netdevs: readonly (NetdevInfo | StreamNetdev)[]): string[] {
   return nicsFor(netdevs).fdDevices;
 }
 

@@ -14,7 +14,9 @@ export type QemuBoot =
 export type QemuNic =
   | { kind: 'tap'; ifname: string; mac: string }
   /** A macvtap opened by the caller and passed to QEMU as this fd number. */
-  | { kind: 'fd'; fd: number; mac: string };
+  | { kind: 'fd'; fd: number; mac: string }
+  /** A unix socket QEMU serves (`-netdev stream,server=on`) for a switch process to connect to. */
+  | { kind: 'stream'; path: string; mac: string };
 
 export interface QemuNodeConfig {
   topology: string;
@@ -28,6 +30,21 @@ export interface QemuNodeConfig {
   pidFile: string;
   /** UEFI firmware code, when boot.firmware is 'uefi'. */
   ovmfCode?: string;
+  /** A SoftNPU node's management UART: the socket QEMU serves as its 4th UART (ttyS3). */
+  npuMgmt?: string;
+}
+
+/** The netdev of a NIC: QEMU's option value. */
+function netdevOption(nic: QemuNic, id: string): string {
+  switch (nic.kind) {
+    case 'tap':
+      return `tap,id=${id},ifname=${nic.ifname},script=no,downscript=no`;
+    case 'fd':
+      return `tap,id=${id},fd=${nic.fd}`;
+    case 'stream':
+      // QEMU serves: 7.2 cannot reconnect as a client, and it re-listens after the switch goes.
+      return `stream,id=${id},server=on,addr.type=unix,addr.path=${qemuEscape(nic.path)}`;
+  }
 }
 
 /** PCI slots: fixed ones for the disk and channels, NICs from 0x10 in declaration order. */
@@ -107,10 +124,14 @@ export function qemuArgs(c: QemuNodeConfig): string[] {
   });
   c.nics.forEach((nic, i) => {
     a.push(
-      '-netdev', nic.kind === 'tap' ? `tap,id=net${i},ifname=${nic.ifname},script=no,downscript=no` : `tap,id=net${i},fd=${nic.fd}`,
+      '-netdev', netdevOption(nic, `net${i}`),
       '-device', `virtio-net-pci,netdev=net${i},mac=${nic.mac},addr=${hex(PCI.firstNic + i)}`,
     );
   });
+  if (c.npuMgmt) {
+    // On `pc`: I/O 0x2e8, irq 3 (ttyS3), with no COM2/COM3; wait=off: boot does not wait for the switch.
+    a.push('-chardev', `socket,id=npumgmt,path=${qemuEscape(c.npuMgmt)},server=on,wait=off`, '-device', 'isa-serial,index=3,chardev=npumgmt');
+  }
   if (n.vncPort !== undefined) a.push('-vnc', `127.0.0.1:${n.vncPort - 5900}`);
   if (n.smbiosType1) {
     const fields = Object.entries(n.smbiosType1).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${qemuEscape(String(v))}`);

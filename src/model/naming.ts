@@ -51,9 +51,14 @@ export interface HostInterface {
   peerIfname?: string;
 }
 
+/** The endpoints that are host interfaces (taps, macvtaps): NICs on switch ports are sockets instead. */
+export function hostEndpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
+  return endpoints(spec).filter((e) => !e.switchPort);
+}
+
 /** Every host interface of a topology, in declaration order. */
 export function hostInterfaces(spec: TopologySpec): HostInterface[] {
-  return endpoints(spec).map((e: Endpoint) => ({
+  return hostEndpoints(spec).map((e: Endpoint) => ({
     node: e.node,
     index: e.index,
     ifname: tapName(spec.name, e.node, e.index),

@@ -18,6 +18,16 @@ const smbiosType1 = z
   })
   .strict();
 
+/** The switch of a SoftNPU node (`Topology.softnpu`): its pipeline program and CPU-port mode. */
+export const softnpuOptionsSchema = z
+  .object({
+    /** `sidecar-lite`, `wire`, or the absolute path of a module exporting createPipeline(radix). */
+    program: z.string(),
+    /** `raw`: one CPU NIC carrying sidecar-header frames; `tfports`: one scrimlet NIC per switch port. */
+    cpuPort: z.enum(['raw', 'tfports']),
+  })
+  .strict();
+
 export const nodeSpecSchema = z
   .object({
     name: z.string(),
@@ -37,6 +47,8 @@ export const nodeSpecSchema = z
     bootIso: z.string().optional(),
     doSetup: z.boolean(),
     smbiosType1: smbiosType1.optional(),
+    /** Options of the node's SoftNPU switch; defaults apply when absent. */
+    softnpu: softnpuOptionsSchema.optional(),
   })
   .strict();
 
@@ -66,6 +78,7 @@ export type NodeSpec = z.infer<typeof nodeSpecSchema>;
 export type LinkSpec = z.infer<typeof linkSpecSchema>;
 export type LinkEnd = z.infer<typeof end>;
 export type SmbiosType1 = z.infer<typeof smbiosType1>;
+export type SoftnpuOptions = z.infer<typeof softnpuOptionsSchema>;
 export type TopologySpec = z.infer<typeof topologySpecSchema>;
 
 /** One network interface of a node, in the order the guest sees them. */
@@ -79,6 +92,8 @@ export interface Endpoint {
   mac?: string;
   /** The node at the other end, for node-to-node links. */
   peer?: { node: string; index: number };
+  /** A NIC on a port of a SoftNPU switch (a QEMU stream socket, not a tap). */
+  switchPort?: { npu: string; port: number };
 }
 
 /** Every endpoint of the topology, indexes assigned in the order links were declared. */
@@ -89,8 +104,16 @@ export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
     count.set(node, i + 1);
     return i;
   };
+  const ports = new Map<string, number>();
   const out: Endpoint[] = [];
   spec.links.forEach((l, link) => {
+    if (l.kind === 'softnpu') {
+      // The npu end is a switch port, not a NIC of the npu node (port i = its i-th link).
+      const port = nextPort(ports, l.a.node);
+      if (l.bIsNpu) nextPort(ports, l.b.node);
+      else out.push({ node: l.b.node, index: next(l.b.node), link, side: 'b', mac: l.b.mac, switchPort: { npu: l.a.node, port } });
+      return;
+    }
     const ea: Endpoint = { node: l.a.node, index: next(l.a.node), link, side: 'a', mac: l.a.mac };
     out.push(ea);
     if (l.kind !== 'ext') {
@@ -101,6 +124,12 @@ export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
     }
   });
   return out;
+}
+
+function nextPort(ports: Map<string, number>, npu: string): number {
+  const p = (ports.get(npu) ?? 0) + 1;
+  ports.set(npu, p);
+  return p;
 }
 
 export function endpointsOf(spec: Pick<TopologySpec, 'links'>, node: string): Endpoint[] {

@@ -7,8 +7,10 @@ import {
   type LinkSpec,
   type NodeSpec,
   type SmbiosType1,
+  type SoftnpuOptions,
   type TopologySpec,
 } from './spec.js';
+import { SOFTNPU_DEFAULTS, npuPlans } from './softnpu.js';
 import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push, tcgCacheProblem } from './validate.js';
 
 /** Memory sizes are in MiB, as in the original. */
@@ -128,7 +130,33 @@ export class Topology {
     this.spec(node).smbiosType1 = { ...fields };
   }
 
-  /** Connect `node` to a port of the SoftNPU ASIC of `npu`. */
+  /**
+   * Options of the SoftNPU switch of `npu` (defaults: `{ program: 'sidecar-lite', cpuPort: 'raw' }`):
+   * - `program`: `'sidecar-lite'`, `'wire'` (ports 1 and 2 joined), or the path of a module
+   *   exporting `createPipeline(radix)` (relative paths are taken from the working directory);
+   * - `cpuPort`: `'raw'`, one CPU NIC (the scrimlet's last) carrying frames with the sidecar
+   *   header; `'tfports'`, one scrimlet NIC per switch port with the header removed, so the
+   *   scrimlet's kernel answers ARP and ping for its addresses.
+   *
+   * ```ts
+   * d.softnpu(scrimlet, { program: './my-program.ts', cpuPort: 'tfports' });
+   * ```
+   */
+  softnpu(npu: NodeRef, options: Partial<SoftnpuOptions>): void {
+    const s = this.spec(npu);
+    const merged = { ...SOFTNPU_DEFAULTS, ...s.softnpu, ...options };
+    const p = merged.program;
+    // A module path is fixed now, like a mount source: later commands run from elsewhere.
+    if (typeof p === 'string' && (p.includes('/') || /\.[cm]?[jt]s$/.test(p))) merged.program = path.resolve(p);
+    s.softnpu = merged;
+  }
+
+  /**
+   * Connect `node` to the next port of the SoftNPU switch of `npu`: port i is the npu's i-th
+   * declared SoftNPU link (port 0 is the CPU port, a NIC of `npu`). The npu end is a switch
+   * port, not a NIC of `npu`; `node` gets a NIC (MAC `nodeMac`) in its declaration order.
+   * `npuMac` is the MAC of the scrimlet NIC standing for this port in `tfports` mode.
+   */
   softnpuLink(npu: NodeRef, node: NodeRef, nodeMac?: string, npuMac?: string): void {
     this.links.push({
       kind: 'softnpu',
@@ -138,7 +166,7 @@ export class Topology {
     });
   }
 
-  /** Connect two SoftNPU ASICs port to port. */
+  /** Join the next ports of two SoftNPU switches (no NICs: the switches are joined directly). */
   softnpuLinks(a: NodeRef, b: NodeRef, macA?: string, macB?: string): void {
     this.links.push({ kind: 'softnpu', a: { node: this.ref(a), mac: macA }, b: { node: this.ref(b), mac: macB }, bIsNpu: true });
   }
@@ -283,9 +311,25 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
       hostUse.set(ifx, { exclusive: l.exclusive || (prev?.exclusive ?? false), at: `${p} (node "${l.a.node}")` });
     }
   });
+  const plans = npuPlans(spec);
+  for (const np of plans) {
+    const p = `nodes.${np.npu}.softnpu`;
+    const o = np.options as { program: unknown; cpuPort: unknown };
+    if (typeof o.program !== 'string' || !o.program)
+      push(problems, `${p}.program`, `program is ${JSON.stringify(o.program)}; name a built-in program ("sidecar-lite", "wire") or the path of a module exporting createPipeline(radix)`);
+    else if (o.program.includes('/') && !path.isAbsolute(o.program))
+      push(problems, `${p}.program`, `program path "${o.program}" is relative; give an absolute path (softnpu() resolves relative ones)`);
+    if (o.cpuPort !== 'raw' && o.cpuPort !== 'tfports')
+      push(problems, `${p}.cpuPort`, `cpuPort is ${JSON.stringify(o.cpuPort)}; use "raw" (one CPU NIC with sidecar headers) or "tfports" (one NIC per switch port)`);
+    if (np.radix === 0)
+      push(problems, p, `node "${np.npu}" has SoftNPU options but no SoftNPU link; add softnpuLink(${np.npu}, node) or drop the options`);
+    if (o.program === 'wire' && np.radix !== 2)
+      push(problems, `${p}.program`, `the wire program joins ports 1 and 2, but node "${np.npu}" has ${np.radix} SoftNPU link${np.radix === 1 ? '' : 's'}; give it exactly two`);
+  }
   // Interface counts are bounded by the PCI slots a node has for NICs.
   const perNode = new Map<string, number>();
   for (const e of endpoints(spec)) perNode.set(e.node, (perNode.get(e.node) ?? 0) + 1);
+  for (const np of plans) perNode.set(np.npu, (perNode.get(np.npu) ?? 0) + np.cpuNics.length);
   for (const [node, count] of perNode)
     if (count > MAX_NICS) push(problems, `nodes.${node}`, `has ${count} interfaces; at most ${MAX_NICS} fit on a node`);
   return problems;

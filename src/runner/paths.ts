@@ -48,6 +48,20 @@ export class FalconPaths {
     const h = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
     return path.join(os.tmpdir(), `falcon-${h}`);
   }
+  /** A node's NIC on a switch port, served by its QEMU (`-netdev stream`). */
+  nicSocket(node: string, index: number): string {
+    return path.join(this.socketDir, `${node}.nic${index}`);
+  }
+  /** The sockets of an npu's switch: its management UART (QEMU serves), its control socket, and a port it serves for another switch. */
+  npuSockets(npu: string): { mgmt: string; control: string; port: (p: number) => string } {
+    const d = this.socketDir;
+    return { mgmt: path.join(d, `${npu}.npumgmt`), control: path.join(d, `${npu}.npuctl`), port: (p) => path.join(d, `${npu}.port${p}`) };
+  }
+  /** The files of an npu's switch process in the falcon dir. */
+  npuFiles(npu: string): { config: string; log: string; pidFile: string; tables: string } {
+    const f = (s: string) => path.join(this.dir, `${npu}.${s}`);
+    return { config: f('npu.json'), log: f('switch.log'), pidFile: f('npu.pid'), tables: f('npu-tables.json') };
+  }
   sockets(node: string): { qmp: string; console: string; exec: string } {
     const d = this.socketDir;
     return { qmp: path.join(d, `${node}.qmp`), console: path.join(d, `${node}.console`), exec: path.join(d, `${node}.exec`) };

@@ -10,6 +10,7 @@ import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
 import { detectKernelFeatures, featureProblems } from '../host/net.js';
 import { FalconError } from '../util/errors.js';
+import { switchProgramProblems } from './switches.js';
 
 export interface HostCheck {
   name: string;
@@ -122,11 +123,12 @@ export async function hostReferenceProblems(spec: TopologySpec, store: ImageStor
       problems.push({ path: `${p}.bootIso`, message: `boot ISO ${n.bootIso} does not exist; fix the path` });
   }
   spec.links.forEach((l, i) => {
-    if (l.kind === 'softnpu' || l.kind === 'sidecar')
+    if (l.kind === 'sidecar')
       problems.push({
         path: `links[${i}]`,
-        message: `${l.kind} links are recorded in the topology, but this version of Falcon has no ${l.kind === 'softnpu' ? 'SoftNPU' : 'sidemux'} data plane to launch them; use link() for now`,
+        message: 'sidecar links are recorded in the topology, but this version of Falcon has no sidemux data plane to launch them; use softnpuLink() or link() for now',
       });
   });
+  problems.push(...(await switchProgramProblems(spec)));
   return problems;
 }

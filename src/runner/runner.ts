@@ -9,7 +9,8 @@ import { cachedKvmProbe, chooseAccel, type AccelDecision } from '../host/accel.j
 import { checkNetworkPreflight, createNetwork, destroyNetwork, listTopologyInterfaces, type NetdevInfo, type TopologyInterfaceInfo } from '../host/net.js';
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { qemuArgs, type QemuBoot } from '../host/qemu.js';
-import { OVMF_CODE, allVmPids, backupRunningDisk, ensureUefiVars, fdDevicesOf, nicsFor, resetVm, startVm, stopVm, vmPids, vmRunning } from '../host/qemu-vm.js';
+import { OVMF_CODE, allVmPids, backupRunningDisk, ensureUefiVars, fdDevicesOf, nicsFor, resetVm, startVm, stopVm, vmPids, vmRunning, type StreamNetdev } from '../host/qemu-vm.js';
+import { npuNodes, npuPlans } from '../model/softnpu.js';
 import { SharedExecConnections, waitForAgent } from '../guest/exec-client.js';
 import {
   ExecError,
@@ -32,6 +33,7 @@ import { FalconPaths } from './paths.js';
 import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
 import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
 import { logTails, vmFiles } from './vm.js';
+import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, type SwitchContext, type SwitchInfo } from './switches.js';
 import { FalconError } from '../util/errors.js';
 
 export interface RunnerOptions {
@@ -81,6 +83,8 @@ export interface TopologyInfo {
   nodes: NodeInfo[];
   links: LinkInfo[];
   interfaces: TopologyInterfaceInfo[];
+  /** The SoftNPU switch processes, one per npu node. */
+  switches: SwitchInfo[];
 }
 
 /** A failure of one or more nodes at launch, each named with the end of its logs. */
@@ -291,8 +295,13 @@ export class Runner extends Topology implements AsyncDisposable {
     }
     await this.store.claimTopologyDisks(spec.name, this.paths.dir);
     await writeState(this.paths, state);
+    // Switches first: they connect (and reconnect) to the sockets the QEMUs serve.
+    await this.ensureSwitches(spec, spec.nodes.map((n) => n.name), opts.signal);
+    const streams = streamNetdevs(spec, this.paths);
     const results = await Promise.allSettled(
-      spec.nodes.map((n) => this.launchNode(n, images.get(n.image)!, state, net.netdevs[n.name] ?? [], opts.signal)),
+      spec.nodes.map((n) =>
+        this.launchNode(n, images.get(n.image)!, state, [...(net.netdevs[n.name] ?? []), ...(streams[n.name] ?? [])].sort((x, y) => x.index - y.index), opts.signal),
+      ),
     );
     await writeState(this.paths, state);
     const failures = [];
@@ -306,7 +315,7 @@ export class Runner extends Topology implements AsyncDisposable {
     this.log.log({ kind: 'step', msg: `topology "${spec.name}" is up (${((Date.now() - started) / 1000).toFixed(1)} s)` });
   }
 
-  private async launchNode(n: NodeSpec, img: StoredImage, state: RunState, netdevs: NetdevInfo[], signal?: AbortSignal): Promise<void> {
+  private async launchNode(n: NodeSpec, img: StoredImage, state: RunState, netdevs: (NetdevInfo | StreamNetdev)[], signal?: AbortSignal): Promise<void> {
     const ns = state.nodes[n.name]!;
     if (await vmRunning(vmFiles(this.paths, n.name))) {
       this.log.log({ kind: 'node', node: n.name, state: 'already running' });
@@ -333,6 +342,7 @@ export class Runner extends Topology implements AsyncDisposable {
       consoleLog: this.paths.consoleLog(n.name),
       pidFile: this.paths.pidFile(n.name),
       ovmfCode: OVMF_CODE,
+      npuMgmt: npuNodes(this.toSpec()).includes(n.name) ? this.paths.npuSockets(n.name).mgmt : undefined,
     });
     ns.fdDevices = fdDevices;
     ns.launchedAt = new Date().toISOString();
@@ -507,6 +517,9 @@ export class Runner extends Topology implements AsyncDisposable {
         this.log.log({ kind: 'node', node: name, state: running ? 'stopped' : 'was not running' });
       }),
     );
+    // An npu's switch stops with its node; its tables stay on disk for the next start.
+    const npus = npuNodes(await this.effectiveSpec()).filter((n) => names.includes(n));
+    await stopSwitches(this.paths, npus, this.log);
   }
 
   /**
@@ -520,6 +533,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await using _lock = await this.lock('hyperstart');
     const targets = await Promise.all(names.map((n) => this.nodeState(n)));
     const net = await createNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+    await this.ensureSwitches(spec, names, opts.signal);
     const results = await Promise.allSettled(
       targets.map(async ({ spec: n, ns, state }) => {
         if (await vmRunning(vmFiles(this.paths, n.name))) {
@@ -617,6 +631,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const started = Date.now();
     const pids = await allVmPids(spec.nodes.map((n) => this.paths.pidFile(n.name)));
     await Promise.all(spec.nodes.map((n) => stopVm(vmFiles(this.paths, n.name), undefined, pids.get(this.paths.pidFile(n.name)))));
+    await stopSwitches(this.paths, npuNodes(spec), this.log);
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
     if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
       this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });
@@ -662,7 +677,41 @@ export class Runner extends Topology implements AsyncDisposable {
         exclusive: l.kind === 'ext' ? l.exclusive : undefined,
       };
     });
-    return { name: spec.name, falconDir: this.paths.dir, accel: state?.accel, nodes, links, interfaces: ifs };
+    return { name: spec.name, falconDir: this.paths.dir, accel: state?.accel, nodes, links, interfaces: ifs, switches: await switchInfo(spec, this.paths) };
+  }
+
+  /**
+   * Start the switches that `nodes` need (theirs, and those of the npus they are attached
+   * to) unless they run: after a kill or a host power loss, hyperstart brings them back.
+   */
+  private async ensureSwitches(spec: TopologySpec, nodes: readonly string[], signal?: AbortSignal): Promise<void> {
+    const c: SwitchContext = { paths: this.paths, proc: this.proc, log: this.log, signal };
+    const wanted = npuPlans(spec).filter((p) => nodes.includes(p.npu) || p.ports.some((x) => x.peer.kind === 'nic' && nodes.includes(x.peer.node)));
+    await Promise.all(wanted.map((p) => ensureSwitch(p, c)));
+  }
+
+  /**
+   * The SoftNPU switch of an npu node, through its control socket: radix, dump, add,
+   * remove, stats, clear, inject, capture and scadm-named helpers (addRoute4, addArpEntry,
+   * addAddress, setMac, addProxyArp and their removals).
+   *
+   * ```ts
+   * await d.npu(scrimlet).addRoute4('10.0.2.0/24', 2, '10.0.2.2');
+   * ```
+   * @throws FalconError NPU_NOT_A_SWITCH when the node runs no switch.
+   */
+  npu(node: NodeRef): NpuControl {
+    const name = this.nodeName(node);
+    const spec = this.nodes.size > 0 || this.loaded ? this.toSpec() : undefined;
+    if (spec && !npuNodes(spec).includes(name))
+      throw new FalconError('NPU_NOT_A_SWITCH', `node "${name}" of topology "${this.name}" runs no SoftNPU switch; the switches are: ${npuNodes(spec).join(', ') || '(none)'}`);
+    return new NpuControl(name, this.paths.npuSockets(name).control);
+  }
+
+  /** `npu()` for a runner that works from the saved topology (the generic CLI): loads it first. */
+  async npuOf(node: NodeRef): Promise<NpuControl> {
+    await this.effectiveSpec();
+    return this.npu(node);
   }
 
   /** The analogue of the original's Drop: a non-persistent runner destroys its topology. */

@@ -9,7 +9,7 @@ import { hostReferenceProblems } from '../../src/runner/preflight.js';
 import { silentLogger } from '../../src/util/log.js';
 
 describe('preflight: the topology against the host', () => {
-  it('reports a missing mount source, a file mounted as a folder, an unknown image and unsupported links together', async () => {
+  it('reports a missing mount source, a file mounted as a folder, an unknown image a sidecar link and a missing switch program together', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-preflight-'));
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'x');
@@ -18,7 +18,10 @@ describe('preflight: the topology against the host', () => {
     const b = t.node('b', 'no-such-image', 1, gb(1));
     t.mount(path.join(dir, 'missing'), '/opt/missing', a);
     t.mount(file, '/opt/file', a);
-    t.softnpuLink(a, b);
+    t.sidecarLink(a, b, 2);
+    const c = t.node('c', 'tiny', 1, gb(1));
+    t.softnpuLink(c, a);
+    t.softnpu(c, { program: path.join(dir, 'no-such-program.ts') });
     const store = new ImageStore({ root: path.join(dir, 'images'), runner: recordingRunner(), log: silentLogger });
     const problems = (await hostReferenceProblems(t.toSpec(), store)).map((p) => `${p.path}: ${p.message}`);
     rmSync(dir, { recursive: true, force: true });
@@ -26,7 +29,8 @@ describe('preflight: the topology against the host', () => {
       `nodes.a.mounts[0]: mount source ${path.join(dir, 'missing')} does not exist; create it or fix the path`,
       `nodes.a.mounts[1]: mount source ${file} is not a folder; mount its parent folder`,
       expect.stringMatching(/^nodes\.b\.image: image "no-such-image" is not in .*images there: none\); build a built-in one \(debian-12, tiny\) with `falcon image build NAME`/),
-      expect.stringMatching(/^links\[0\]: softnpu links are recorded in the topology, but this version of Falcon has no SoftNPU data plane/),
+      expect.stringMatching(/^links\[0\]: sidecar links are recorded in the topology, but this version of Falcon has no sidemux data plane/),
+      `nodes.c.softnpu.program: program module ${path.join(dir, 'no-such-program.ts')} does not exist`,
     ]);
   });
 });

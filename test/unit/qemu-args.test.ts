@@ -91,6 +91,33 @@ describe('qemu arguments', () => {
     ]);
   });
 
+  it('serves stream NICs (switch ports) on unix sockets, in the given order among taps', () => {
+    const a = qemuArgs(
+      config({
+        nics: [
+          { kind: 'tap', ifname: 'fnabc0', mac: '02:00:00:00:00:01' },
+          { kind: 'stream', path: '/s/violin.nic1', mac: '02:00:00:00:00:02' },
+          { kind: 'stream', path: '/s/a,b/violin.nic2', mac: 'a8:40:25:f0:00:01' },
+        ],
+      }),
+    );
+    expect(values(a, '-netdev')).toEqual([
+      'tap,id=net0,ifname=fnabc0,script=no,downscript=no',
+      'stream,id=net1,server=on,addr.type=unix,addr.path=/s/violin.nic1',
+      'stream,id=net2,server=on,addr.type=unix,addr.path=/s/a,,b/violin.nic2',
+    ]);
+    expect(values(a, '-device').filter((d) => d.startsWith('virtio-net-pci'))[2]).toBe('virtio-net-pci,netdev=net2,mac=a8:40:25:f0:00:01,addr=0x12');
+  });
+
+  it("gives an npu node its management UART as the 4th serial port, and other nodes none", () => {
+    const a = qemuArgs(config({ npuMgmt: '/s/violin.npumgmt' }));
+    expect(values(a, '-chardev')).toContain('socket,id=npumgmt,path=/s/violin.npumgmt,server=on,wait=off');
+    expect(values(a, '-device')).toContain('isa-serial,index=3,chardev=npumgmt');
+    // ttyS0 stays the console.
+    expect(values(a, '-serial')).toEqual(['chardev:con0']);
+    expect(qemuArgs(config()).join(' ')).not.toContain('npumgmt');
+  });
+
   it('passes direct boot, VNC and SMBIOS settings', () => {
     const a = qemuArgs(config());
     expect(values(a, '-kernel')).toEqual(['/img/tiny/vmlinuz']);

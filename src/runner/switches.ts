@@ -1,0 +1,345 @@
+/**
+ * The SoftNPU switch processes of a topology: one per npu node (src/switch/ is the process).
+ *
+ * - Its config is written atomically to `.falcon/<npu>.npu.json` (0600); it logs to
+ *   `.falcon/<npu>.switch.log` (0600) and holds `.falcon/<npu>.npu.pid` as its lock.
+ * - It starts detached BEFORE the QEMUs: their NIC sockets are QEMU-served, and the switch
+ *   connects and reconnects to them (50 ms -> 1 s), so either side may (re)start first.
+ * - It is ready when its control socket answers. It is found again by its config path in
+ *   /proc, which is unique per topology and node.
+ * - Tables live in `.falcon/<npu>.npu-tables.json`, saved by the switch after every change.
+ */
+import { closeSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { npuPlans, streamNics, type NpuPlan } from '../model/softnpu.js';
+import type { TopologySpec } from '../model/spec.js';
+import type { TopologyProblem } from '../model/errors.js';
+import type { ProcessRunner } from '../host/process.js';
+import { findProcessesWithArgs, terminate } from '../host/procs.js';
+import { openOwnerOnly, type StreamNetdev } from '../host/qemu-vm.js';
+import {
+  BUILTIN_PROGRAMS,
+  SwitchClient,
+  addAddress,
+  addNeighbor,
+  addProxyArp,
+  addRoute4,
+  addRoute6,
+  clearMac,
+  removeAddress,
+  removeNeighbor,
+  removeProxyArp,
+  removeRoute,
+  setMac,
+  switchCommand,
+  type CapturedFrame,
+  type SwitchConfigInput,
+  type SwitchStats,
+  type TableAddRequest,
+  type TableDump,
+  type TableRemoveRequest,
+} from '../switch/index.js';
+import { FalconError } from '../util/errors.js';
+import { tail, writeFileAtomic } from '../util/fs.js';
+import type { Logger } from '../util/log.js';
+import { retry } from '../util/retry.js';
+import type { FalconPaths } from './paths.js';
+
+/** How long a started switch may take to answer on its control socket (tsx start-up under load). */
+const READY_TIMEOUT_MS = 30_000;
+
+/** The config of each npu's switch, from the topology. Pure. */
+export function switchConfig(plan: NpuPlan, paths: FalconPaths): SwitchConfigInput {
+  const socks = paths.npuSockets(plan.npu);
+  const files = paths.npuFiles(plan.npu);
+  const tfports = plan.options.cpuPort === 'tfports';
+  const ports: SwitchConfigInput['ports'] = [tfports ? null : paths.nicSocket(plan.npu, plan.cpuNics[0]!.index)];
+  for (const p of plan.ports) {
+    const peer = p.peer;
+    if (peer.kind === 'nic') ports.push(paths.nicSocket(peer.node, peer.index));
+    else if (peer.serves) ports.push({ serve: socks.port(p.port) });
+    else ports.push(paths.npuSockets(peer.npu).port(peer.port));
+  }
+  return {
+    version: 1,
+    name: plan.npu,
+    program: plan.options.program,
+    radix: plan.radix,
+    ports,
+    cpuPort: plan.options.cpuPort,
+    ...(tfports ? { tfports: plan.cpuNics.map((n) => paths.nicSocket(n.node, n.index)) } : {}),
+    mgmtSocket: socks.mgmt,
+    controlSocket: socks.control,
+    tablesFile: files.tables,
+    pidFile: files.pidFile,
+  };
+}
+
+/** Per node, its NICs that are stream sockets (on switch ports, and an npu's CPU NICs). Pure. */
+export function streamNetdevs(spec: TopologySpec, paths: FalconPaths): Record<string, StreamNetdev[]> {
+  const out: Record<string, StreamNetdev[]> = {};
+  for (const s of streamNics(spec)) (out[s.node] ??= []).push({ kind: 'stream', index: s.index, path: paths.nicSocket(s.node, s.index), mac: s.mac });
+  return out;
+}
+
+/** Problems of the switches' programs on this host: a module path that does not exist. */
+export async function switchProgramProblems(spec: TopologySpec): Promise<TopologyProblem[]> {
+  const problems: TopologyProblem[] = [];
+  for (const p of npuPlans(spec)) {
+    const prog = p.options.program;
+    if ((BUILTIN_PROGRAMS as readonly string[]).includes(prog)) continue;
+    if (!path.isAbsolute(prog))
+      problems.push({
+        path: `nodes.${p.npu}.softnpu.program`,
+        message: `"${prog}" is not a built-in program (${BUILTIN_PROGRAMS.join(', ')}) nor a module path`,
+        fix: 'name a built-in program, or give the path of a module exporting createPipeline(radix)',
+      });
+    else if (!(await fs.stat(prog).catch(() => undefined))?.isFile())
+      problems.push({ path: `nodes.${p.npu}.softnpu.program`, message: `program module ${prog} does not exist`, fix: 'fix the path, or use a built-in program' });
+  }
+  return problems;
+}
+
+export interface SwitchContext {
+  paths: FalconPaths;
+  proc: ProcessRunner;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/** Pids of the switch processes of `npus`, found by their config file argument. */
+export async function switchPids(paths: FalconPaths, npus: readonly string[]): Promise<Map<string, number[]>> {
+  const byConfig = await findProcessesWithArgs(npus.map((n) => paths.npuFiles(n).config));
+  return new Map(npus.map((n) => [n, byConfig.get(paths.npuFiles(n).config) ?? []]));
+}
+
+/** Whether the switch answers on its control socket. */
+async function answers(control: string, signal?: AbortSignal): Promise<boolean> {
+  try {
+    const c = await SwitchClient.connect(control, { timeoutMs: 2000, signal });
+    try {
+      await c.radix({ timeoutMs: 2000, signal });
+      return true;
+    } finally {
+      c.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Start the switch of `plan` unless it runs; resolves once its control socket answers. The
+ * config is rewritten each time, so a changed topology reaches a restarted switch.
+ */
+export async function ensureSwitch(plan: NpuPlan, c: SwitchContext): Promise<{ pid: number; started: boolean }> {
+  const files = c.paths.npuFiles(plan.npu);
+  const control = c.paths.npuSockets(plan.npu).control;
+  await fs.mkdir(c.paths.socketDir, { recursive: true, mode: 0o700 });
+  const running = (await switchPids(c.paths, [plan.npu])).get(plan.npu)!;
+  if (running.length) {
+    await waitReady(plan.npu, control, files.log, c, undefined);
+    c.log.log({ kind: 'node', node: plan.npu, state: 'switch already running', detail: `pid ${running[0]}` });
+    return { pid: running[0]!, started: false };
+  }
+  await writeFileAtomic(files.config, JSON.stringify(switchConfig(plan, c.paths), null, 2) + '\n');
+  const fd = openOwnerOnly(files.log);
+  let child;
+  try {
+    const { cmd, args } = switchCommand(files.config);
+    child = await c.proc.spawnDetached(cmd, args, { stdout: fd, stderr: fd });
+  } finally {
+    closeSync(fd);
+  }
+  await waitReady(plan.npu, control, files.log, c, child.exited);
+  c.log.log({ kind: 'node', node: plan.npu, state: 'switch started', detail: `pid ${child.pid}, ${plan.options.program}, ${plan.radix} port${plan.radix === 1 ? '' : 's'}` });
+  return { pid: child.pid, started: true };
+}
+
+async function waitReady(
+  npu: string,
+  control: string,
+  log: string,
+  c: SwitchContext,
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined,
+): Promise<void> {
+  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void exited?.then((e) => (gone = e));
+  const failed = async (why: string) =>
+    new FalconError('NPU_SWITCH_FAILED', `the switch of node "${npu}" ${why}; the end of its log (${log}):\n${(await tail(log, 1500)).trimEnd() || '(empty)'}`);
+  try {
+    await retry({ what: `waiting for the switch of ${npu}`, deadlineMs: READY_TIMEOUT_MS, delayMs: 50, factor: 1.5, maxDelayMs: 500, signal: c.signal, retryIf: () => !gone }, async () => {
+      if (gone) return;
+      if (!(await answers(control, c.signal))) throw new FalconError('NPU_CONTROL', `no answer on ${control}`);
+    });
+  } catch (e) {
+    if (c.signal?.aborted) throw e;
+    throw await failed(`did not answer on its control socket ${control} within ${READY_TIMEOUT_MS / 1000} s`);
+  }
+  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+}
+
+/** Stop the switches of `npus` (SIGTERM: they save their tables; SIGKILL after 5 s). True for each that ran. */
+export async function stopSwitches(paths: FalconPaths, npus: readonly string[], log: Logger): Promise<void> {
+  const pids = await switchPids(paths, npus);
+  await Promise.all(
+    npus.map(async (npu) => {
+      const list = pids.get(npu) ?? [];
+      await Promise.all(list.map((pid) => terminate(pid, 5000)));
+      if (list.length) log.log({ kind: 'node', node: npu, state: 'switch stopped', detail: `pid ${list.join(', ')}` });
+    }),
+  );
+}
+
+/** One switch as `info` shows it. */
+export interface SwitchInfo {
+  node: string;
+  program: string;
+  cpuPort: 'raw' | 'tfports';
+  radix: number;
+  status: 'running' | 'stopped';
+  pid?: number;
+  /** Port 0 (the CPU port) and the data ports, each with what it connects. */
+  ports: { port: number; to: string }[];
+  /** The switch's files. */
+  config: string;
+  log: string;
+  controlSocket: string;
+}
+
+/** The topology's switches and their ports. */
+export async function switchInfo(spec: TopologySpec, paths: FalconPaths): Promise<SwitchInfo[]> {
+  const plans = npuPlans(spec);
+  const pids = await switchPids(paths, plans.map((p) => p.npu));
+  return plans.map((p) => {
+    const pid = pids.get(p.npu)?.[0];
+    const cpu =
+      p.options.cpuPort === 'raw'
+        ? `${p.npu} NIC ${p.cpuNics[0]!.index} (CPU, raw)`
+        : `${p.npu} NICs ${p.cpuNics.map((n) => n.index).join(', ')} (CPU, tfports)`;
+    return {
+      node: p.npu,
+      program: p.options.program,
+      cpuPort: p.options.cpuPort,
+      radix: p.radix,
+      status: pid ? 'running' : 'stopped',
+      pid,
+      ports: [
+        { port: 0, to: cpu },
+        ...p.ports.map((x) => ({ port: x.port, to: x.peer.kind === 'nic' ? `${x.peer.node} NIC ${x.peer.index}` : `${x.peer.npu} port ${x.peer.port}` })),
+      ],
+      config: paths.npuFiles(p.npu).config,
+      log: paths.npuFiles(p.npu).log,
+      controlSocket: paths.npuSockets(p.npu).control,
+    };
+  });
+}
+
+/** Whether any file of an npu's switch is left (for tests and destroy's report). */
+export function switchFilesLeft(paths: FalconPaths, npu: string): string[] {
+  const f = paths.npuFiles(npu);
+  const s = paths.npuSockets(npu);
+  return [f.config, f.log, f.pidFile, f.tables, s.control, s.mgmt].filter((x) => existsSync(x));
+}
+
+/**
+ * The switch of one npu node, through its control socket: what `$topo npu NODE ...` uses.
+ * Each call opens a connection and closes it.
+ *
+ * ```ts
+ * const npu = d.npu('scrimlet');
+ * await npu.addRoute4('10.0.2.0/24', 2, '10.0.2.2');
+ * console.log(await npu.dump());
+ * ```
+ */
+export class NpuControl {
+  constructor(
+    readonly node: string,
+    readonly controlSocket: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  private async with<T>(f: (c: SwitchClient) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const c = await SwitchClient.connect(this.controlSocket, { timeoutMs: this.timeoutMs, signal });
+    try {
+      return await f(c);
+    } finally {
+      c.close();
+    }
+  }
+
+  /** N, the data ports (as `RadixRequest` on the UART). */
+  radix(): Promise<number> {
+    return this.with((c) => c.radix());
+  }
+  /** Every table with its entries, as `DumpRequest` on the UART answers. */
+  dump(): Promise<TableDump> {
+    return this.with((c) => c.dump());
+  }
+  /** Add entries (the raw form: table, action, key and parameter bytes). */
+  add(r: TableAddRequest | TableAddRequest[]): Promise<void> {
+    return this.with((c) => c.tableAdd(r));
+  }
+  /** Remove entries by key. */
+  remove(r: TableRemoveRequest | TableRemoveRequest[]): Promise<void> {
+    return this.with((c) => c.tableRemove(r));
+  }
+  stats(): Promise<SwitchStats> {
+    return this.with((c) => c.stats());
+  }
+  /** Empty every table. */
+  clear(): Promise<void> {
+    return this.with((c) => c.clear());
+  }
+  /** Put a frame into the pipeline as if received on `port` (`out`: send it out of `port` as is). */
+  inject(port: number, frame: Uint8Array, out = false): Promise<void> {
+    return this.with((c) => c.inject(port, frame, out));
+  }
+  /** Frames seen on `ports` (all when omitted) until `signal` aborts. */
+  async *capture(ports?: number[], o: { signal?: AbortSignal } = {}): AsyncGenerator<CapturedFrame> {
+    const c = await SwitchClient.connect(this.controlSocket, { timeoutMs: this.timeoutMs, signal: o.signal });
+    yield* c.capture(ports, o);
+  }
+
+  /** scadm add-route4: `dest` (CIDR) leaves by `port` towards `nexthop` (the resolver must know it unless 0.0.0.0). */
+  addRoute4(dest: string, port: number, nexthop: string, vlan = 0): Promise<void> {
+    return this.with(async (c) => c.tableAdd(addRoute4(await c.dump(), dest, port, nexthop, vlan)));
+  }
+  /** scadm add-route6. */
+  addRoute6(dest: string, port: number, nexthop: string, vlan = 0): Promise<void> {
+    return this.with(async (c) => c.tableAdd(addRoute6(await c.dump(), dest, port, nexthop, vlan)));
+  }
+  /** scadm remove-route4 / remove-route6. */
+  removeRoute(dest: string): Promise<void> {
+    return this.with(async (c) => c.tableRemove(removeRoute(await c.dump(), dest)));
+  }
+  /** scadm add-address4/6: frames to `addr` are punted to the CPU port. */
+  addAddress(addr: string): Promise<void> {
+    return this.add(addAddress(addr));
+  }
+  removeAddress(addr: string): Promise<void> {
+    return this.remove(removeAddress(addr));
+  }
+  /** scadm add-arp-entry / add-ndp-entry: the resolver's MAC for a nexthop. */
+  addArpEntry(ip: string, mac: string): Promise<void> {
+    return this.add(addNeighbor(ip, mac));
+  }
+  removeArpEntry(ip: string): Promise<void> {
+    return this.remove(removeNeighbor(ip));
+  }
+  /** scadm set-mac: the source MAC of frames leaving `port`. */
+  setMac(port: number, mac: string): Promise<void> {
+    return this.add(setMac(port, mac));
+  }
+  clearMac(port: number): Promise<void> {
+    return this.remove(clearMac(port));
+  }
+  /** scadm add-proxy-arp: ARP requests for `begin`..`end` are answered with `mac`. */
+  addProxyArp(begin: string, end: string, mac: string): Promise<void> {
+    return this.add(addProxyArp(begin, end, mac));
+  }
+  removeProxyArp(begin: string, end: string): Promise<void> {
+    return this.remove(removeProxyArp(begin, end));
+  }
+}
