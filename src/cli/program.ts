@@ -8,6 +8,7 @@ import { consoleLogger, levelFromEnv, type Level, type Logger } from '../util/lo
 import { attachSerial } from './serial-attach.js';
 import { formatInfo, formatChecks } from './format.js';
 import { imageCommand } from './image-commands.js';
+import { npuCommand } from './npu-commands.js';
 import { setupHost } from '../runner/setup.js';
 
 export interface ExtraCommand {
@@ -228,6 +229,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     });
 
   program.addCommand(imageCommand(() => ({ store: r().store, log: r().log })));
+  program.addCommand(npuCommand(() => ({ runner: r(), stdout: ctx.stdout })));
 
   if (!runner) {
     program
