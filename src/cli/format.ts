@@ -1,5 +1,5 @@
 import type { HostCheck } from '../runner/preflight.js';
-import type { TopologyInfo } from '../runner/runner.js';
+import type { LinkEndInfo, TopologyInfo } from '../runner/runner.js';
 
 /** A plain text table: a header row, then rows, columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {
@@ -28,8 +28,12 @@ export function formatInfo(info: TopologyInfo): string {
   if (info.links.length) {
     out.push('');
     const exists = new Map(info.interfaces.map((i) => [i.ifname, i]));
-    const end = (e: { node: string; index: number; ifname: string; altname: string; mac: string }) =>
-      `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
+    const end = (e: LinkEndInfo) =>
+      e.port !== undefined
+        ? `${e.node} switch port ${e.port}`
+        : e.socket
+          ? `${e.node}[${e.index}] stream ${e.socket} ${e.mac}`
+          : `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
     out.push(
       table(
         ['LINK', 'KIND', 'ENDPOINT A', 'ENDPOINT B'],

@@ -68,10 +68,28 @@ export interface NodeInfo {
   pid?: number;
 }
 
+/**
+ * One end of a link: a NIC (a tap, a macvtap, or a stream socket on a switch port), or a
+ * switch port. `ifname` and `altname` are '' when the end is no host interface; an npu end
+ * has `port` (and index -1, no MAC).
+ */
+export interface LinkEndInfo {
+  node: string;
+  /** The NIC's index in the guest; -1 for a switch port. */
+  index: number;
+  ifname: string;
+  altname: string;
+  mac: string;
+  /** A NIC on a switch port: the unix socket its QEMU serves. */
+  socket?: string;
+  /** An npu end: the switch port (1-based). */
+  port?: number;
+}
+
 export interface LinkInfo {
   kind: string;
-  a: { node: string; index: number; ifname: string; altname: string; mac: string };
-  b?: { node: string; index: number; ifname: string; altname: string; mac: string };
+  a: LinkEndInfo;
+  b?: LinkEndInfo;
   hostIfx?: string | null;
   exclusive?: boolean;
 }
@@ -650,6 +668,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const state = await readState(this.paths);
     const ifs = await listTopologyInterfaces(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log }).catch(() => []);
     const planned = hostInterfaces(spec);
+    const streams = streamNetdevs(spec, this.paths);
     const nodes: NodeInfo[] = await Promise.all(
       spec.nodes.map(async (n) => {
         const pids = state?.nodes[n.name] ? await vmPids(vmFiles(this.paths, n.name)) : [];
@@ -659,14 +678,22 @@ export class Runner extends Topology implements AsyncDisposable {
           image: n.image,
           cores: n.cores,
           memoryMiB: n.memoryMiB,
-          radix: planned.filter((p) => p.node === n.name).length,
+          radix: planned.filter((p) => p.node === n.name).length + (streams[n.name]?.length ?? 0),
           mounts: n.mounts,
           status: pids.length ? 'running' : state?.nodes[n.name]?.qemuArgs ? 'stopped' : 'not launched',
           pid: pids[0],
         } satisfies NodeInfo;
       }),
     );
+    const plans = npuPlans(spec);
     const links: LinkInfo[] = spec.links.map((l, i) => {
+      if (l.kind === 'softnpu') {
+        const end = (npu: string): LinkEndInfo => ({ node: npu, index: -1, ifname: '', altname: '', mac: '', port: plans.find((p) => p.npu === npu)?.ports.find((x) => x.link === i)?.port });
+        const port = plans.find((p) => p.npu === l.a.node)?.ports.find((x) => x.link === i);
+        const nic = port?.peer.kind === 'nic' ? port.peer : undefined;
+        const s = nic && streams[nic.node]?.find((x) => x.index === nic.index);
+        return { kind: l.kind, a: end(l.a.node), b: l.bIsNpu ? end(l.b.node) : { node: l.b.node, index: nic?.index ?? -1, ifname: '', altname: '', mac: s?.mac ?? '', socket: s?.path } };
+      }
       const ends = planned.filter((p) => p.link === spec.links[i]);
       const e = (x: (typeof planned)[number]) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac });
       return {
