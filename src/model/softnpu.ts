@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { defaultMac } from './naming.js';
-import { endpoints, type SoftnpuOptions, type TopologySpec } from './spec.js';
+import { endpoints, sidemuxName, type SoftnpuOptions, type TopologySpec } from './spec.js';
 
 /** The switch's defaults: Oxide's sidecar-lite program, one raw CPU NIC. */
 export const SOFTNPU_DEFAULTS: SoftnpuOptions = { program: 'sidecar-lite', cpuPort: 'raw' };
@@ -31,7 +31,14 @@ export interface StreamNic {
 }
 
 export interface NpuPlan {
+  /** `softnpu`: an npu node's switch; `sidemux`: the switch of a sidecar link. */
+  kind: 'softnpu' | 'sidemux';
+  /** The switch's name: the npu node, or `<driver>.sidemux`. */
   npu: string;
+  /** The nodes whose VMs this switch serves: the npu; or the driver and the sidecar. */
+  nodes: string[];
+  /** sidemux: port 0, the sidecar node's NIC. */
+  port0?: { node: string; index: number };
   options: SoftnpuOptions;
   /** N, the data ports. */
   radix: number;
@@ -71,7 +78,7 @@ export function npuPlans(spec: TopologySpec): NpuPlan[] {
   const plans = new Map<string, NpuPlan>();
   for (const npu of npuNodes(spec)) {
     const node = spec.nodes.find((n) => n.name === npu)!;
-    plans.set(npu, { npu, options: { ...SOFTNPU_DEFAULTS, ...node.softnpu }, radix: 0, ports: [], cpuNics: [] });
+    plans.set(npu, { kind: 'softnpu', npu, nodes: [npu], options: { ...SOFTNPU_DEFAULTS, ...node.softnpu }, radix: 0, ports: [], cpuNics: [] });
   }
   spec.links.forEach((l, link) => {
     if (l.kind !== 'softnpu') return;
@@ -104,6 +111,34 @@ export function npuPlans(spec: TopologySpec): NpuPlan[] {
     }
   }
   return [...plans.values()];
+}
+
+/** The sidemux switch of each sidecar link: port 0 the sidecar's NIC, ports 1..radix the driver's NICs. */
+export function sidemuxPlans(spec: TopologySpec): NpuPlan[] {
+  const eps = endpoints(spec);
+  const out: NpuPlan[] = [];
+  spec.links.forEach((l, link) => {
+    if (l.kind !== 'sidecar') return;
+    const mine = eps.filter((e) => e.link === link);
+    const sc = mine.find((e) => e.switchPort?.port === 0)!;
+    const driver = mine.filter((e) => e !== sc);
+    out.push({
+      kind: 'sidemux',
+      npu: sidemuxName(l.b.node),
+      nodes: [l.b.node, l.a.node],
+      port0: { node: sc.node, index: sc.index },
+      options: { program: 'sidemux', cpuPort: 'raw' },
+      radix: driver.length,
+      ports: driver.map((e) => ({ port: e.switchPort!.port, link, peer: { kind: 'nic', node: e.node, index: e.index } })),
+      cpuNics: [],
+    });
+  });
+  return out;
+}
+
+/** Every switch process of the topology: the npus', then the sidemuxes. */
+export function switchPlans(spec: TopologySpec): NpuPlan[] {
+  return [...npuPlans(spec), ...sidemuxPlans(spec)];
 }
 
 /** Every stream NIC of the topology: nodes' NICs on switch ports, and the npus' CPU NICs. */

@@ -92,9 +92,17 @@ export interface Endpoint {
   mac?: string;
   /** The node at the other end, for node-to-node links. */
   peer?: { node: string; index: number };
-  /** A NIC on a port of a SoftNPU switch (a QEMU stream socket, not a tap). */
+  /** A NIC on a port of a switch process (a QEMU stream socket, not a tap): an npu's, or a sidemux (`npu` is then {@link sidemuxName}). */
   switchPort?: { npu: string; port: number };
 }
+
+/** The name of the sidemux switch of a sidecar link: after its driver (no node name has a "."). */
+export function sidemuxName(driver: string): string {
+  return `${driver}.sidemux`;
+}
+
+/** Sidecar radixes beyond this are invalid (validation says so); planning stops there. */
+export const MAX_SIDECAR_RADIX = 64;
 
 /** Every endpoint of the topology, indexes assigned in the order links were declared. */
 export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
@@ -112,6 +120,14 @@ export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
       const port = nextPort(ports, l.a.node);
       if (l.bIsNpu) nextPort(ports, l.b.node);
       else out.push({ node: l.b.node, index: next(l.b.node), link, side: 'b', mac: l.b.mac, switchPort: { npu: l.a.node, port } });
+      return;
+    }
+    if (l.kind === 'sidecar') {
+      // One switch per sidecar link: port 0 is the sidecar's NIC, 1..radix the driver's NICs.
+      const sm = sidemuxName(l.b.node);
+      out.push({ node: l.a.node, index: next(l.a.node), link, side: 'a', mac: l.a.mac, switchPort: { npu: sm, port: 0 } });
+      const radix = Number.isInteger(l.radix) ? Math.min(Math.max(l.radix, 0), MAX_SIDECAR_RADIX) : 0;
+      for (let p = 1; p <= radix; p++) out.push({ node: l.b.node, index: next(l.b.node), link, side: 'b', switchPort: { npu: sm, port: p } });
       return;
     }
     const ea: Endpoint = { node: l.a.node, index: next(l.a.node), link, side: 'a', mac: l.a.mac };

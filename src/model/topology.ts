@@ -171,7 +171,13 @@ export class Topology {
     this.links.push({ kind: 'softnpu', a: { node: this.ref(a), mac: macA }, b: { node: this.ref(b), mac: macB }, bIsNpu: true });
   }
 
-  /** Sidecar CPU-port link: `sidecar` first, then its `driver`; `radix` is the switch's port count. */
+  /**
+   * Sidecar CPU-port link: `sidecar` first, then its `driver`; `radix` is the sidemux's port
+   * count. The driver gets `radix` NICs (in its declaration order); the sidecar one NIC. A
+   * switch process running the `sidemux` program joins them: a frame the driver sends on its
+   * NIC p reaches the sidecar with a sidecar header (code 0, egress p); a frame from the
+   * sidecar with code 1 and ingress p reaches the driver's NIC p, header removed.
+   */
   sidecarLink(sidecar: NodeRef, driver: NodeRef, radix: number): void {
     this.links.push({ kind: 'sidecar', a: { node: this.ref(sidecar) }, b: { node: this.ref(driver) }, radix });
   }
@@ -326,6 +332,14 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
     if (o.program === 'wire' && np.radix !== 2)
       push(problems, `${p}.program`, `the wire program joins ports 1 and 2, but node "${np.npu}" has ${np.radix} SoftNPU link${np.radix === 1 ? '' : 's'}; give it exactly two`);
   }
+  const drivers = new Map<string, number>();
+  spec.links.forEach((l, i) => {
+    if (l.kind !== 'sidecar') return;
+    const prev = drivers.get(l.b.node);
+    if (prev !== undefined)
+      push(problems, `links[${i}]`, `node "${l.b.node}" already drives the sidecar link links[${prev}]; a driver has one sidemux: give this link another driver`);
+    else drivers.set(l.b.node, i);
+  });
   // Interface counts are bounded by the PCI slots a node has for NICs.
   const perNode = new Map<string, number>();
   for (const e of endpoints(spec)) perNode.set(e.node, (perNode.get(e.node) ?? 0) + 1);

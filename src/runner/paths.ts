@@ -4,6 +4,8 @@ import path from 'node:path';
 
 /** Unix socket paths are limited to 107 bytes; leave room for the longest suffix. */
 const SOCKET_PATH_MAX = 100;
+/** The longest suffix after a node name (32 characters at most): a sidemux's control socket. */
+const LONGEST_SOCKET_SUFFIX = '.sidemux.npuctl';
 
 /** Where a topology keeps its state: `.falcon/` beside the program, or wherever the user says. */
 export class FalconPaths {
@@ -44,7 +46,7 @@ export class FalconPaths {
    */
   get socketDir(): string {
     const inside = path.join(this.dir, 'sock');
-    if (Buffer.byteLength(inside) + 1 + 32 + '.console'.length <= SOCKET_PATH_MAX) return inside;
+    if (Buffer.byteLength(inside) + 1 + 32 + LONGEST_SOCKET_SUFFIX.length <= SOCKET_PATH_MAX) return inside;
     const h = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
     return path.join(os.tmpdir(), `falcon-${h}`);
   }

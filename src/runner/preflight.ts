@@ -122,13 +122,6 @@ export async function hostReferenceProblems(spec: TopologySpec, store: ImageStor
     if (n.bootIso && !(await fs.stat(n.bootIso).catch(() => undefined))?.isFile())
       problems.push({ path: `${p}.bootIso`, message: `boot ISO ${n.bootIso} does not exist; fix the path` });
   }
-  spec.links.forEach((l, i) => {
-    if (l.kind === 'sidecar')
-      problems.push({
-        path: `links[${i}]`,
-        message: 'sidecar links are recorded in the topology, but this version of Falcon has no sidemux data plane to launch them; use softnpuLink() or link() for now',
-      });
-  });
   problems.push(...(await switchProgramProblems(spec)));
   return problems;
 }

@@ -10,7 +10,8 @@ import { checkNetworkPreflight, createNetwork, destroyNetwork, listTopologyInter
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { qemuArgs, type QemuBoot } from '../host/qemu.js';
 import { OVMF_CODE, allVmPids, backupRunningDisk, ensureUefiVars, fdDevicesOf, nicsFor, resetVm, startVm, stopVm, vmPids, vmRunning, type StreamNetdev } from '../host/qemu-vm.js';
-import { npuNodes, npuPlans } from '../model/softnpu.js';
+import { npuNodes, switchPlans } from '../model/softnpu.js';
+import { sidemuxName } from '../model/spec.js';
 import { SharedExecConnections, waitForAgent } from '../guest/exec-client.js';
 import {
   ExecError,
@@ -535,9 +536,9 @@ export class Runner extends Topology implements AsyncDisposable {
         this.log.log({ kind: 'node', node: name, state: running ? 'stopped' : 'was not running' });
       }),
     );
-    // An npu's switch stops with its node; its tables stay on disk for the next start.
-    const npus = npuNodes(await this.effectiveSpec()).filter((n) => names.includes(n));
-    await stopSwitches(this.paths, npus, this.log);
+    // A switch stops with its owner (the npu, or a sidemux's driver); tables stay on disk.
+    const owned = switchPlans(await this.effectiveSpec()).filter((p) => names.includes(p.nodes[0]!));
+    await stopSwitches(this.paths, owned.map((p) => p.npu), this.log);
   }
 
   /**
@@ -649,7 +650,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const started = Date.now();
     const pids = await allVmPids(spec.nodes.map((n) => this.paths.pidFile(n.name)));
     await Promise.all(spec.nodes.map((n) => stopVm(vmFiles(this.paths, n.name), undefined, pids.get(this.paths.pidFile(n.name)))));
-    await stopSwitches(this.paths, npuNodes(spec), this.log);
+    await stopSwitches(this.paths, switchPlans(spec).map((p) => p.npu), this.log);
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
     if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
       this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });
@@ -685,8 +686,18 @@ export class Runner extends Topology implements AsyncDisposable {
         } satisfies NodeInfo;
       }),
     );
-    const plans = npuPlans(spec);
+    const plans = switchPlans(spec);
     const links: LinkInfo[] = spec.links.map((l, i) => {
+      if (l.kind === 'sidecar') {
+        // Both ends are stream NICs on the sidemux; `switches` lists every driver NIC.
+        const p = plans.find((x) => x.kind === 'sidemux' && x.ports[0]?.link === i);
+        const nicEnd = (n: { node: string; index: number } | undefined): LinkEndInfo => {
+          const st = n && streams[n.node]?.find((x) => x.index === n.index);
+          return { node: n?.node ?? '', index: n?.index ?? -1, ifname: '', altname: '', mac: st?.mac ?? '', socket: st?.path };
+        };
+        const first = p?.ports[0]?.peer;
+        return { kind: l.kind, a: nicEnd(p?.port0), b: nicEnd(first?.kind === 'nic' ? first : undefined) };
+      }
       if (l.kind === 'softnpu') {
         const end = (npu: string): LinkEndInfo => ({ node: npu, index: -1, ifname: '', altname: '', mac: '', port: plans.find((p) => p.npu === npu)?.ports.find((x) => x.link === i)?.port });
         const port = plans.find((p) => p.npu === l.a.node)?.ports.find((x) => x.link === i);
@@ -713,12 +724,13 @@ export class Runner extends Topology implements AsyncDisposable {
    */
   private async ensureSwitches(spec: TopologySpec, nodes: readonly string[], signal?: AbortSignal): Promise<void> {
     const c: SwitchContext = { paths: this.paths, proc: this.proc, log: this.log, signal };
-    const wanted = npuPlans(spec).filter((p) => nodes.includes(p.npu) || p.ports.some((x) => x.peer.kind === 'nic' && nodes.includes(x.peer.node)));
+    const wanted = switchPlans(spec).filter((p) => p.nodes.some((n) => nodes.includes(n)) || p.ports.some((x) => x.peer.kind === 'nic' && nodes.includes(x.peer.node)));
     await Promise.all(wanted.map((p) => ensureSwitch(p, c)));
   }
 
   /**
-   * The SoftNPU switch of an npu node, through its control socket: radix, dump, add,
+   * The switch of an npu node (or the sidemux of a sidecar link, by its driver's name or
+   * `<driver>.sidemux`), through its control socket: radix, dump, add,
    * remove, stats, clear, inject, capture and scadm-named helpers (addRoute4, addArpEntry,
    * addAddress, setMac, addProxyArp and their removals).
    *
@@ -728,10 +740,15 @@ export class Runner extends Topology implements AsyncDisposable {
    * @throws FalconError NPU_NOT_A_SWITCH when the node runs no switch.
    */
   npu(node: NodeRef): NpuControl {
-    const name = this.nodeName(node);
+    let name = this.nodeName(node);
     const spec = this.nodes.size > 0 || this.loaded ? this.toSpec() : undefined;
-    if (spec && !npuNodes(spec).includes(name))
-      throw new FalconError('NPU_NOT_A_SWITCH', `node "${name}" of topology "${this.name}" runs no SoftNPU switch; the switches are: ${npuNodes(spec).join(', ') || '(none)'}`);
+    if (spec) {
+      const names = switchPlans(spec).map((p) => p.npu);
+      // A sidecar link's driver names its sidemux (unless it is an npu itself).
+      if (!names.includes(name) && names.includes(sidemuxName(name))) name = sidemuxName(name);
+      if (!names.includes(name))
+        throw new FalconError('NPU_NOT_A_SWITCH', `node "${name}" of topology "${this.name}" runs no switch; the switches are: ${names.join(', ') || '(none)'}`);
+    }
     return new NpuControl(name, this.paths.npuSockets(name).control);
   }
 

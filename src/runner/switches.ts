@@ -12,7 +12,7 @@
 import { closeSync, promises as fs } from 'node:fs';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { npuPlans, streamNics, type NpuPlan } from '../model/softnpu.js';
+import { npuPlans, streamNics, switchPlans, type NpuPlan } from '../model/softnpu.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { TopologyProblem } from '../model/errors.js';
 import type { ProcessRunner } from '../host/process.js';
@@ -53,8 +53,10 @@ const READY_TIMEOUT_MS = 30_000;
 export function switchConfig(plan: NpuPlan, paths: FalconPaths): SwitchConfigInput {
   const socks = paths.npuSockets(plan.npu);
   const files = paths.npuFiles(plan.npu);
-  const tfports = plan.options.cpuPort === 'tfports';
-  const ports: SwitchConfigInput['ports'] = [tfports ? null : paths.nicSocket(plan.npu, plan.cpuNics[0]!.index)];
+  const sidemux = plan.kind === 'sidemux';
+  const tfports = !sidemux && plan.options.cpuPort === 'tfports';
+  const port0 = sidemux ? plan.port0! : tfports ? undefined : { node: plan.npu, index: plan.cpuNics[0]!.index };
+  const ports: SwitchConfigInput['ports'] = [port0 ? paths.nicSocket(port0.node, port0.index) : null];
   for (const p of plan.ports) {
     const peer = p.peer;
     if (peer.kind === 'nic') ports.push(paths.nicSocket(peer.node, peer.index));
@@ -69,9 +71,9 @@ export function switchConfig(plan: NpuPlan, paths: FalconPaths): SwitchConfigInp
     ports,
     cpuPort: plan.options.cpuPort,
     ...(tfports ? { tfports: plan.cpuNics.map((n) => paths.nicSocket(n.node, n.index)) } : {}),
-    mgmtSocket: socks.mgmt,
+    // A sidemux has no management UART and no tables.
+    ...(sidemux ? {} : { mgmtSocket: socks.mgmt, tablesFile: files.tables }),
     controlSocket: socks.control,
-    tablesFile: files.tables,
     pidFile: files.pidFile,
   };
 }
@@ -194,7 +196,9 @@ export async function stopSwitches(paths: FalconPaths, npus: readonly string[], 
 
 /** One switch as `info` shows it. */
 export interface SwitchInfo {
+  /** The npu node, or `<driver>.sidemux` for a sidecar link's switch. */
   node: string;
+  kind: 'softnpu' | 'sidemux';
   program: string;
   cpuPort: 'raw' | 'tfports';
   radix: number;
@@ -210,16 +214,18 @@ export interface SwitchInfo {
 
 /** The topology's switches and their ports. */
 export async function switchInfo(spec: TopologySpec, paths: FalconPaths): Promise<SwitchInfo[]> {
-  const plans = npuPlans(spec);
+  const plans = switchPlans(spec);
   const pids = await switchPids(paths, plans.map((p) => p.npu));
   return plans.map((p) => {
     const pid = pids.get(p.npu)?.[0];
-    const cpu =
-      p.options.cpuPort === 'raw'
+    const cpu = p.port0
+      ? `${p.port0.node} NIC ${p.port0.index} (sidecar)`
+      : p.options.cpuPort === 'raw'
         ? `${p.npu} NIC ${p.cpuNics[0]!.index} (CPU, raw)`
         : `${p.npu} NICs ${p.cpuNics.map((n) => n.index).join(', ')} (CPU, tfports)`;
     return {
       node: p.npu,
+      kind: p.kind,
       program: p.options.program,
       cpuPort: p.options.cpuPort,
       radix: p.radix,

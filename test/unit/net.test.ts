@@ -119,20 +119,21 @@ describe('planNetwork', () => {
     expect(resolved.interfaces[0]!.guestMac).toBe('02:aa:bb:cc:dd:ee');
   });
 
-  it('plans no host interface for SoftNPU links, and sidecar links as tap pairs', () => {
+  it('plans no host interface for SoftNPU and sidecar links (their NICs are switch sockets)', () => {
     const t = new Topology('npu');
     const s = t.node('s', 'tiny', 1, 512);
     const d = t.node('d', 'tiny', 1, 512);
     t.link(s, d);
     t.softnpuLink(s, d);
     t.sidecarLink(s, d, 8);
+    t.link(s, d);
     const plan = planNetwork(t.toSpec(), { falconDir: DIR }).interfaces;
-    expect(plan.map((i) => i.kind === 'tap' && [i.node, i.index, i.linkKind])).toEqual([
-      ['s', 0, 'link'],
-      ['d', 0, 'link'],
-      // d's NIC 1 is on switch port 1 (a stream socket); s has no NIC for the port.
-      ['s', 1, 'sidecar'],
-      ['d', 2, 'sidecar'],
+    // d's NIC 1 is on switch port 1; s's NIC 1 and d's NICs 2..9 are on the sidemux.
+    expect(plan.map((i) => i.kind === 'tap' && [i.node, i.index])).toEqual([
+      ['s', 0],
+      ['d', 0],
+      ['s', 2],
+      ['d', 10],
     ]);
   });
 });

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Topology, gb } from '../../src/model/index.js';
 import { parseTopologyFile } from '../../src/model/topology.js';
-import { cpuNicMac, npuPlans, streamNics } from '../../src/model/softnpu.js';
+import { cpuNicMac, npuPlans, streamNics, switchPlans } from '../../src/model/softnpu.js';
 import { parseSwitchConfig } from '../../src/switch/config.js';
 import { FalconPaths } from '../../src/runner/paths.js';
 import { streamNetdevs, switchConfig } from '../../src/runner/switches.js';
@@ -86,6 +86,24 @@ describe('SoftNPU in the model', () => {
     const [pa, pb] = npuPlans(t.toSpec());
     expect(switchConfig(pa!, paths).ports.slice(1)).toEqual([{ serve: '/srv/lab/.falcon/sock/a.port1' }]);
     expect(switchConfig(pb!, paths).ports.slice(1)).toEqual(['/srv/lab/.falcon/sock/g.nic0', '/srv/lab/.falcon/sock/a.port1']);
+  });
+
+  it('gives a sidecar link a sidemux switch: the sidecar one NIC on port 0, the driver radix NICs on ports 1..radix', () => {
+    const t = new Topology('sc');
+    const sidecar = t.node('sidecar', 'tiny', 1, gb(1));
+    const driver = t.node('driver', 'tiny', 1, gb(1));
+    t.link(driver, sidecar);
+    t.sidecarLink(sidecar, driver, 3);
+    const spec = t.toSpec();
+    const [plan] = switchPlans(spec);
+    expect(plan).toMatchObject({ kind: 'sidemux', npu: 'driver.sidemux', nodes: ['driver', 'sidecar'], radix: 3, port0: { node: 'sidecar', index: 1 } });
+    const cfg = parseSwitchConfig(switchConfig(plan!, paths));
+    const sock = '/srv/lab/.falcon/sock';
+    expect(cfg).toMatchObject({ program: 'sidemux', radix: 3, ports: [`${sock}/sidecar.nic1`, `${sock}/driver.nic1`, `${sock}/driver.nic2`, `${sock}/driver.nic3`] });
+    expect(cfg.mgmtSocket).toBeUndefined();
+    expect(Object.keys(streamNetdevs(spec, paths))).toEqual(['sidecar', 'driver']);
+    t.sidecarLink(t.node('other', 'tiny', 1, gb(1)), driver, 2);
+    expect(t.problems().map((p) => p.path)).toEqual(['links[2]']);
   });
 
   it('reports every problem of the switch options at once, with paths', () => {
