@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { mb, runCli, type Runner } from '../../src/index.js';
 import { pidAlive } from '../../src/util/fs.js';
 import { retry } from '../../src/util/retry.js';
-import { readSidecarHeader, type CapturedFrame } from '../../src/switch/index.js';
+import { SidecarCode, encapsulate, readSidecarHeader, type CapturedFrame } from '../../src/switch/index.js';
+import type { NpuControl } from '../../src/runner/switches.js';
+import { arpRequest, eth, ip4 } from '../unit/switch-frames.js';
 import { leftovers, newRunner, tempDir } from './helpers.js';
 
 const GC1_MAC = '02:00:00:00:01:02';
@@ -39,6 +41,55 @@ function uart(requests: unknown[], waitMs = 1000): string {
 
 async function ping(d: Runner, from: string, to: string, count = 3): Promise<boolean> {
   return (await d.exec(from, `ping -c ${count} -W 2 ${to}`)).exitCode === 0;
+}
+
+/** Frames seen on `ports` from now until `stop()`. */
+function startCapture(npu: NpuControl, ports: number[]): { frames: CapturedFrame[]; stop: () => Promise<void> } {
+  const ac = new AbortController();
+  const frames: CapturedFrame[] = [];
+  const done = (async () => {
+    for await (const f of npu.capture(ports, { signal: ac.signal })) frames.push(f);
+  })().catch(() => {});
+  return {
+    frames,
+    stop: async () => {
+      ac.abort();
+      await done;
+    },
+  };
+}
+
+/** The Internet checksum. */
+function csum(b: Buffer): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | (b[i + 1] ?? 0);
+  while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
+  return ~s & 0xffff;
+}
+
+/** An ICMP echo request with valid checksums. */
+function echoRequest(dstMac: string, srcMac: string, src: string, dst: string): Buffer {
+  const ip = Buffer.alloc(20 + 8 + 16);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(ip.length, 2);
+  ip[8] = 64;
+  ip[9] = 1;
+  ip4(src).copy(ip, 12);
+  ip4(dst).copy(ip, 16);
+  ip.writeUInt16BE(csum(ip.subarray(0, 20)), 10);
+  ip[20] = 8;
+  ip.writeUInt16BE(0x1234, 24);
+  ip.writeUInt16BE(1, 26);
+  ip.fill(0xab, 28);
+  ip.writeUInt16BE(csum(ip.subarray(20)), 22);
+  return eth(dstMac, srcMac, 0x0800, ip);
+}
+
+/** The sidecar header and inner frame (decapsulated) of a captured frame. */
+function sidecarOf(f: CapturedFrame): { code: number; ingress: number; egress: number; etherType: number; inner: Buffer } | undefined {
+  const b = Buffer.from(f.hex, 'hex');
+  const h = readSidecarHeader(b);
+  return h && { ...h, inner: b.subarray(14 + 24) };
 }
 
 async function switchPid(d: Runner): Promise<number | undefined> {
@@ -147,5 +198,71 @@ describe('SoftNPU', () => {
     }
     expect(leftovers(d)).toEqual([]);
     expect(existsSync(d.paths.npuSockets('scrimlet').control)).toBe(false);
+  });
+});
+
+describe('sidemux', () => {
+  it('carries frames between a driver with radix 4 and its sidecar with the sidecar header; survives a driver restart; destroy leaves nothing', async () => {
+    const d = newRunner('sme2e', tempDir('sidemux'));
+    const sidecar = d.node('sidecar', 'tiny', 1, mb(256));
+    const driver = d.node('driver', 'tiny', 1, mb(256));
+    d.sidecarLink(sidecar, driver, 4);
+    const PEER = '02:00:00:00:09:02';
+    try {
+      await d.launch();
+      const sm = d.npu(driver);
+      expect(await sm.radix()).toBe(4);
+      expect((await d.info()).switches).toEqual([
+        expect.objectContaining({ node: 'driver.sidemux', kind: 'sidemux', program: 'sidemux', status: 'running', radix: 4 }),
+      ]);
+      // The driver's NICs eth0..eth3 are sidemux ports 1..4 (header ports 0..3).
+      await d.succeed(driver, 'ip link set eth3 up && ip addr add 10.9.0.1/24 dev eth3');
+      const nic3 = (await d.succeed(driver, 'cat /sys/class/net/eth3/address')).stdout.trim();
+
+      // From the sidecar side: an ARP request with ingress 3 reaches the driver's NIC 3, whose
+      // reply comes back with egress 3.
+      let cap = startCapture(sm, [0]);
+      await new Promise((r) => setTimeout(r, 300));
+      await sm.inject(0, encapsulate(arpRequest(PEER, '10.9.0.2', '10.9.0.1'), { code: SidecarCode.ForwardToUserspace, ingress: 3, egress: 0 }));
+      const fromDriver = (pred: (h: NonNullable<ReturnType<typeof sidecarOf>>) => boolean, what: string) =>
+        retry({ what, deadlineMs: 15_000, delayMs: 100 }, async () => {
+          const hit = cap.frames.filter((f) => f.dir === 'tx').map(sidecarOf).find((h) => h && pred(h));
+          if (!hit) throw new Error(`no ${what} yet among ${cap.frames.length} frames`);
+          return hit;
+        });
+      const arpReply = await fromDriver((h) => h.etherType === 0x0806 && h.inner.readUInt16BE(6) === 2, 'ARP reply');
+      expect(arpReply).toMatchObject({ code: SidecarCode.ForwardFromUserspace, egress: 3 });
+      expect(arpReply.inner.subarray(8, 14).toString('hex')).toBe(nic3.replace(/:/g, '')); // the sender is NIC 3
+
+      // And it answers ping.
+      await sm.inject(0, encapsulate(echoRequest(nic3, PEER, '10.9.0.2', '10.9.0.1'), { code: SidecarCode.ForwardToUserspace, ingress: 3, egress: 0 }));
+      const echoReply = await fromDriver((h) => h.etherType === 0x0800 && h.inner[9] === 1 && h.inner[20] === 0, 'ICMP echo reply');
+      expect(echoReply).toMatchObject({ code: SidecarCode.ForwardFromUserspace, egress: 3 });
+
+      // A frame the driver sends on NIC 2 reaches the sidecar's NIC with egress 2.
+      await d.succeed(sidecar, 'ip link set eth0 up');
+      const rx = async () => Number((await d.succeed(sidecar, 'cat /sys/class/net/eth0/statistics/rx_packets')).stdout.trim());
+      const rxBefore = await rx();
+      const fromNic2 = async () => {
+        await d.succeed(driver, 'ip link set eth2 up && ip addr add 10.8.0.1/24 dev eth2');
+        await d.exec(driver, 'ping -c 1 -W 1 10.8.0.2'); // unanswered: its ARP requests are what we look for
+        return fromDriver((h) => h.etherType === 0x0806 && h.egress === 2, 'ARP request from NIC 2');
+      };
+      expect(await fromNic2()).toMatchObject({ code: SidecarCode.ForwardFromUserspace, egress: 2 });
+      expect(await rx()).toBeGreaterThan(rxBefore);
+      await cap.stop();
+
+      // The driver restarted: its sidemux stops and comes back with it.
+      await d.hyperstop(driver);
+      expect((await d.info()).switches[0]!.status).toBe('stopped');
+      await d.hyperstart(driver);
+      cap = startCapture(sm, [0]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await fromNic2()).toMatchObject({ egress: 2 });
+      await cap.stop();
+    } finally {
+      await d.destroy();
+    }
+    expect(leftovers(d)).toEqual([]);
   });
 });
