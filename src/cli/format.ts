@@ -47,7 +47,7 @@ export function formatInfo(info: TopologyInfo): string {
     );
   }
   for (const sw of info.switches ?? []) {
-    out.push('', `switch ${sw.node}: ${sw.program}, cpu port ${sw.cpuPort}, ${sw.status}${sw.pid ? ` (pid ${sw.pid})` : ''}, log ${sw.log}`);
+    out.push('', `switch ${sw.node}: ${sw.program}${sw.kind === 'softnpu' ? `, cpu port ${sw.cpuPort}` : ''}, ${sw.status}${sw.pid ? ` (pid ${sw.pid})` : ''}, log ${sw.log}`);
     out.push(table(['PORT', 'CONNECTS'], sw.ports.map((p) => [String(p.port), p.to])));
   }
   return out.join('\n');
