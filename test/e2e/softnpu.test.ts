@@ -201,6 +201,33 @@ describe('SoftNPU', () => {
   });
 });
 
+describe('SoftNPU tfports', () => {
+  it("gives the scrimlet one NIC per port, so its own kernel answers ARP and ping for a local address", async () => {
+    const d = newRunner('npute2e', tempDir('npu-tf'));
+    const scrimlet = d.node('scrimlet', 'tiny', 1, mb(256));
+    const gc1 = d.node('gc1', 'tiny', 1, mb(256));
+    d.softnpuLink(scrimlet, gc1, GC1_MAC, 'a8:40:25:00:00:01');
+    d.softnpu(scrimlet, { cpuPort: 'tfports' });
+    try {
+      await d.launch();
+      expect((await d.info()).switches[0]!.ports[0]!.to).toBe('scrimlet NICs 0 (CPU, tfports)');
+      // tfport 1 is the scrimlet's eth0, with the npu MAC of its link.
+      expect((await d.succeed(scrimlet, 'cat /sys/class/net/eth0/address')).stdout.trim()).toBe('a8:40:25:00:00:01');
+      await d.succeed(scrimlet, 'ip link set eth0 up && ip addr add 10.0.1.1/24 dev eth0');
+      // No proxy ARP: gc1's ARP is punted to tfport 1 and the scrimlet answers it; local_v4
+      // punts the echo requests too.
+      await d.npu(scrimlet).addAddress('10.0.1.1');
+      await d.succeed(gc1, 'ip link set eth0 up && ip addr add 10.0.1.2/24 dev eth0');
+      const r = await d.exec(gc1, 'ping -c 3 -W 2 10.0.1.1');
+      expect(r.exitCode, r.stdout).toBe(0);
+      expect((await d.succeed(gc1, 'arp -a')).stdout).toContain('a8:40:25:00:00:01');
+    } finally {
+      await d.destroy();
+    }
+    expect(leftovers(d)).toEqual([]);
+  });
+});
+
 describe('sidemux', () => {
   it('carries frames between a driver with radix 4 and its sidecar with the sidecar header; survives a driver restart; destroy leaves nothing', async () => {
     const d = newRunner('sme2e', tempDir('sidemux'));
