@@ -106,6 +106,15 @@ describe('SoftNPU in the model', () => {
     expect(t.problems().map((p) => p.path)).toEqual(['links[2]']);
   });
 
+  it('keeps every switch socket path within the Unix limit, for the longest node names and any falcon dir', () => {
+    const node = 'n'.repeat(32);
+    for (let depth = 1; depth < 120; depth += 7) {
+      const p = new FalconPaths('/' + 'd'.repeat(depth) + '/.falcon');
+      const socks = [p.nicSocket(node, 15), p.npuSockets(node).mgmt, p.npuSockets(node).control, p.npuSockets(node).port(64), p.npuSockets(`${node}.sidemux`).control];
+      for (const x of socks) expect(Buffer.byteLength(x), x).toBeLessThanOrEqual(107);
+    }
+  });
+
   it('reports every problem of the switch options at once, with paths', () => {
     const t = new Topology('bad');
     const s = t.node('s', 'tiny', 1, gb(1));
