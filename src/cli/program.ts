@@ -10,6 +10,7 @@ import { attachSerial } from './serial-attach.js';
 import { formatInfo, formatChecks } from './format.js';
 import { imageCommand } from './image-commands.js';
 import { setupHost } from '../runner/setup.js';
+import { initProject } from './init.js';
 
 export interface ExtraCommand {
   /** Subcommand name. */
@@ -280,6 +281,18 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
       .option('--dry-run', 'only list what is missing')
       .action(async (o: { dryRun?: boolean }) => {
         await setupHost({ log: r().log, dryRun: o.dryRun });
+      });
+    program
+      .command('init')
+      .description('scaffold a topology project (package.json, tsconfig.json, a duo in topo.ts) and npm install it')
+      .argument('[dir]', 'the project folder, new or empty', '.')
+      .option('--name <topology>', 'topology name in topo.ts (default: from the folder name)')
+      .option('--falcon-spec <spec>', 'npm spec of the falcon dependency (default: file: this falcon package)')
+      .option('--no-install', 'write the files only; skip npm install')
+      .action(async (dir: string, o: { name?: string; falconSpec?: string; install: boolean }) => {
+        const name = await initProject({ dir, name: o.name, falconSpec: o.falconSpec, install: o.install, log: r().log });
+        const cd = dir === '.' ? '' : `cd ${dir} && `;
+        print(`project ready (topology "${name}"); next: ${cd}${o.install ? '' : 'npm install && '}npx tsx topo.ts launch`);
       });
   }
 
