@@ -46,7 +46,7 @@ export function builtIsCurrent(root: string): boolean {
   return readdirSync(src, { recursive: true, withFileTypes: true }).every((e) => !e.isFile() || statSync(path.join(e.parentPath, e.name)).mtimeMs <= stamp);
 }
 
-const INSTALL_TIMEOUT_MS = 15 * 60_000;
+const NPM_TIMEOUT_MS = 15 * 60_000;
 
 /** Write the project files and install its dependencies; returns the topology name. */
 export async function initProject(o: InitOptions): Promise<string> {
@@ -108,29 +108,30 @@ await run(d);
   await writeFile(path.join(dir, 'topo.ts'), topo);
   await writeFile(path.join(dir, '.gitignore'), 'node_modules/\n.falcon/\n');
   o.log.log({ kind: 'step', msg: `created ${dir}: package.json, tsconfig.json, topo.ts (topology "${name}"), .gitignore` });
-  if (!o.falconSpec && !builtIsCurrent(packageRoot)) {
-    o.log.log({ kind: 'step', level: 'warn', msg: `falcon at ${packageRoot} has no current build in dist/, which topo.ts imports: run \`npm run build\` there` });
+  if (o.install !== false) {
+    // topo.ts imports falcon's dist/: a checkout whose build is missing or stale is built first.
+    if (!o.falconSpec && !builtIsCurrent(packageRoot)) {
+      o.log.log({ kind: 'step', msg: `building falcon in ${packageRoot} (its dist/ is missing or older than src/)` });
+      await npm(['run', 'build'], packageRoot, o);
+    }
+    o.log.log({ kind: 'step', msg: `npm install in ${dir}` });
+    await npm(['install', '--no-audit', '--no-fund'], dir, o);
   }
-  if (o.install !== false) await npmInstall(dir, o);
   return name;
 }
 
-async function npmInstall(dir: string, o: InitOptions): Promise<void> {
-  o.log.log({ kind: 'step', msg: `npm install in ${dir}` });
-  const child = spawn('npm', ['install', '--no-audit', '--no-fund'], {
-    cwd: dir,
-    // npm's output goes to stderr so the CLI's stdout keeps only the result.
-    stdio: ['ignore', o.stdio === 'ignore' ? 'ignore' : process.stderr, o.stdio === 'ignore' ? 'ignore' : 'inherit'],
-    timeout: INSTALL_TIMEOUT_MS,
-    signal: o.signal,
-  });
+/** Run npm with its output shown on stderr (the CLI's stdout keeps only the result). */
+async function npm(args: string[], cwd: string, o: InitOptions): Promise<void> {
+  const what = `npm ${args.join(' ')} in ${cwd}`;
+  const out = o.stdio === 'ignore' ? 'ignore' : process.stderr;
+  const child = spawn('npm', args, { cwd, stdio: ['ignore', out, out], timeout: NPM_TIMEOUT_MS, signal: o.signal });
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (c, s) => resolve([c, s]));
   }).catch((e: Error) => {
-    throw new FalconError('INIT_FAILED', `falcon init: could not run npm install in ${dir}: ${e.message}; install Node.js's npm, or pass --no-install`, { cause: e });
+    throw new FalconError('INIT_FAILED', `falcon init: could not run ${what}: ${e.message}; install Node.js's npm, or pass --no-install`, { cause: e });
   });
   if (code !== 0) {
-    throw new FalconError('INIT_FAILED', `falcon init: npm install in ${dir} failed (${signal ?? `exit ${code}`}); its output is above. The files are written: fix the cause and run npm install there`);
+    throw new FalconError('INIT_FAILED', `falcon init: ${what} failed (${signal ?? `exit ${code}`}); its output is above. Fix the cause and run it again there`);
   }
 }
