@@ -4,7 +4,7 @@
  *
  *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
- *   npm run bench -- --only exec,disk   # some sections: launch, destroy, exec, disk, net, memory
+ *   npm run bench -- --only exec,disk   # some sections: launch, destroy, exec, startup, disk, net, memory
  *
  * Every step has a timeout; a failed section is reported in the table and the run goes on;
  * everything launched is destroyed at the end, also on ctrl-c.
@@ -21,9 +21,10 @@ import { execSection } from './exec.js';
 import { launchAndDestroy } from './launch.js';
 import { memorySection } from './memory.js';
 import { netSection } from './net.js';
+import { startupSection } from './startup.js';
 import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
-const SECTIONS = ['launch', 'destroy', 'exec', 'memory', 'disk', 'net'] as const;
+const SECTIONS = ['launch', 'destroy', 'exec', 'startup', 'memory', 'disk', 'net'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--no-build] [--keep-big-image] [--verbose]
@@ -157,6 +158,7 @@ async function main(): Promise<number> {
       launch: async () => (launchDestroy ??= await launchAndDestroy(ctx, { launch: true, destroy: only.includes('destroy') })).launch,
       destroy: async () => (launchDestroy ??= await launchAndDestroy(ctx, { launch: false, destroy: true })).destroy,
       exec: () => execSection(ctx),
+      startup: () => startupSection(ctx),
       memory: () => memorySection(ctx),
       disk: () => diskSection(ctx),
       net: () => netSection(ctx),
