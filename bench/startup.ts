@@ -54,7 +54,8 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     const xs: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
     for (let i = 0; i < n; i++) {
       for (const [k, args] of Object.entries(runs)) {
-        const t = await spawnTimed(process.execPath, args, { cwd: dir, env, timeoutMs: 60_000, signal });
+        // From the repository, where `--import tsx` resolves.
+        const t = await spawnTimed(process.execPath, args, { cwd: ctx.repo, env, timeoutMs: 60_000, signal });
         xs[k]!.push(t.ms);
       }
     }

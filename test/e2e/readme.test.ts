@@ -2,7 +2,7 @@
  * Every command of README.md's console and sh blocks, run exactly as written, in order, each
  * block in one bash (so a `cd` carries to the next line), from the repository's root.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -63,15 +63,15 @@ describe('README.md', () => {
     for (const c of Object.keys({ ...NOT_RUN, ...INPUT, ...PRINTS })) expect(all, c).toContain(c);
   });
 
-  it('every command runs as written and succeeds; nothing is left after', () => {
+  it('every command runs as written and succeeds; nothing is left after', async () => {
     // The commands use the examples' own state folder and /tmp/falcon-lab; never run over a user's.
     expect(existsSync(examplesState), `${examplesState} exists: an example topology is running; destroy it first`).toBe(false);
     expect(existsSync(lab), `${lab} exists; remove it first`).toBe(false);
     const io = tempDir('readme');
     const ran: string[] = [];
-    readmeBlocks(readme).forEach((block, b) => {
+    for (const [b, block] of readmeBlocks(readme).entries()) {
       const cmds = block.filter((c) => !(c in NOT_RUN));
-      if (!cmds.length) return;
+      if (!cmds.length) continue;
       const script = cmds
         .map((c, i) => {
           const f = path.join(io, `${b}-${i}`);
@@ -82,7 +82,8 @@ describe('README.md', () => {
         .join('\n');
       // The user's default log level: what they would see.
       const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FALCON_LOG' && k !== 'RUST_LOG'));
-      spawnSync('bash', ['-c', script], { cwd: repo, env, timeout: 600_000 });
+      // Asynchronous, so the test worker stays responsive through minutes of VMs.
+      await new Promise((resolve) => spawn('bash', ['-c', script], { cwd: repo, env, stdio: 'ignore', timeout: 600_000 }).on('close', resolve));
       cmds.forEach((c, i) => {
         const f = path.join(io, `${b}-${i}`);
         const read = (ext: string) => (existsSync(`${f}.${ext}`) ? readFileSync(`${f}.${ext}`, 'utf8') : '');
@@ -93,7 +94,7 @@ describe('README.md', () => {
         if (c.startsWith('npm run example')) expect(read('err'), c).not.toMatch(/host packages/);
         ran.push(c);
       });
-    });
+    }
     expect(ran.length).toBeGreaterThanOrEqual(10);
     for (const name of ['duo', 'solo']) expect(leftovers(new Runner(name, { falconDir: examplesState, persistent: true })), name).toEqual([]);
     expect(leftovers(new Runner('falcon_lab', { falconDir: path.join(lab, '.falcon'), persistent: true }))).toEqual([]);
