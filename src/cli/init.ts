@@ -43,7 +43,7 @@ export function builtIsCurrent(root: string): boolean {
   const src = path.join(root, 'src');
   if (!existsSync(src)) return true;
   const stamp = statSync(built).mtimeMs;
-  return readdirSync(src, { recursive: true, withFileTypes: true }).every((e) => !e.isFile() || statSync(path.join(e.parentPath, e.name)).mtimeMs <= stamp);
+  return readdirSync(src, { recursive: true, withFileTypes: true }).every((e) => !e.isFile() || statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs <= stamp);
 }
 
 const NPM_TIMEOUT_MS = 15 * 60_000;
