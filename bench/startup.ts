@@ -36,6 +36,8 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     ts: path.join(dir, 'topo.ts'),
     js: path.join(dir, 'topo.mjs'),
   };
+  // As in a project of `falcon init`: tsx compiles topo.ts as ESM only in a module package.
+  await fs.writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   await fs.writeFile(files.empty, '');
   await fs.writeFile(files.ts, program(path.join(ctx.repo, 'src/index.ts')));
   await fs.writeFile(files.js, program(path.join(ctx.repo, 'dist/index.js')));
