@@ -48,7 +48,7 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     node: [files.empty],
     tsxInfo: ['--import', 'tsx', files.ts, 'info', '--falcon-dir', r.paths.dir],
     jsInfo: [files.js, 'info', '--falcon-dir', r.paths.dir],
-    tsxExec: ['--import', 'tsx', files.ts, 'exec', 'a', 'true', '--falcon-dir', r.paths.dir],
+    tsxExec: ['--import', 'tsx', files.ts, 'exec', '--falcon-dir', r.paths.dir, 'a', 'true'],
     jsExec: [files.js, 'exec', '--falcon-dir', r.paths.dir, 'a', 'true'],
   };
   ctx.progress(`${n} rounds of: ${Object.keys(runs).join(', ')} (interleaved, so drift hits all alike)`);
