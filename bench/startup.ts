@@ -1,7 +1,7 @@
 /**
  * Section `startup`: what a topology program costs to start, for `info` and `exec a true` on a
- * running 1-node topology, run through tsx (TypeScript sources) and as built JavaScript (dist/)
- * with plain node, each beside `node` running an empty file, all measured in this run.
+ * running 1-node topology: through tsx on falcon's TypeScript sources, through tsx on the built
+ * falcon (what a project with the installed package runs), and as plain JavaScript by node, each beside `node` running an empty file, all measured in this run.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -35,12 +35,15 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     empty: path.join(dir, 'empty.mjs'),
     ts: path.join(dir, 'topo.ts'),
     js: path.join(dir, 'topo.mjs'),
+    tsDist: path.join(dir, 'topo-dist.ts'),
   };
   // As in a project of `falcon init`: tsx compiles topo.ts as ESM only in a module package.
   await fs.writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   await fs.writeFile(files.empty, '');
   await fs.writeFile(files.ts, program(path.join(ctx.repo, 'src/index.ts')));
   await fs.writeFile(files.js, program(path.join(ctx.repo, 'dist/index.js')));
+  // What a project with the installed package runs: its topo.ts through tsx, falcon built.
+  await fs.writeFile(files.tsDist, program(path.join(ctx.repo, 'dist/index.js')));
 
   const n = ctx.n(20, 5);
   const env = { ...process.env, FALCON_IMAGE_DIR: ctx.imageDir, FALCON_LOG: 'warn' };
@@ -48,8 +51,10 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     node: [files.empty],
     tsxInfo: ['--import', 'tsx', files.ts, 'info', '--falcon-dir', r.paths.dir],
     jsInfo: [files.js, 'info', '--falcon-dir', r.paths.dir],
+    tsxDistInfo: ['--import', 'tsx', files.tsDist, 'info', '--falcon-dir', r.paths.dir],
     tsxExec: ['--import', 'tsx', files.ts, 'exec', '--falcon-dir', r.paths.dir, 'a', 'true'],
     jsExec: [files.js, 'exec', '--falcon-dir', r.paths.dir, 'a', 'true'],
+    tsxDistExec: ['--import', 'tsx', files.tsDist, 'exec', '--falcon-dir', r.paths.dir, 'a', 'true'],
   };
   ctx.progress(`${n} rounds of: ${Object.keys(runs).join(', ')} (interleaved, so drift hits all alike)`);
   const samples = await withTimeout(600_000, 'start-up runs', ctx.signal, async (signal) => {
@@ -75,7 +80,9 @@ export async function startupSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   const rows = [
     row('`node --import tsx topo.ts info` (sources)', s.tsxInfo!),
     row('`node topo.mjs info` (built dist/)', s.jsInfo!),
+    row('`node --import tsx topo.ts info` (falcon built, as installed)', s.tsxDistInfo!),
     row('`node --import tsx topo.ts exec a true` (sources)', s.tsxExec!),
+    row('`node --import tsx topo.ts exec a true` (falcon built, as installed)', s.tsxDistExec!),
     { ...row('`node topo.mjs exec a true` (built dist/)', s.jsExec!), note: 'baseline: `node empty.mjs`, in the same rounds' },
   ];
   return { rows, data: { stats: s, samples } };
