@@ -1,7 +1,8 @@
 /**
  * Section `startup`: what a topology program costs to start, for `info` and `exec a true` on a
  * running 1-node topology: through tsx on falcon's TypeScript sources, through tsx on the built
- * falcon (what a project with the installed package runs), and as plain JavaScript by node, each beside `node` running an empty file, all measured in this run.
+ * falcon (what a project with the installed package runs), and as plain JavaScript by node;
+ * each beside `node` running an empty file, all measured in this run.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
