@@ -11,7 +11,7 @@ export async function setupHost(o: { log: Logger; proc?: ProcessRunner; dryRun?:
   const proc = o.proc ?? createProcessRunner(o.log);
   const missing = await missingPackages(proc, Object.keys(HOST_PACKAGES));
   if (missing.length === 0) {
-    o.log.log({ kind: 'step', msg: 'all host packages Falcon needs are installed' });
+    o.log.log({ kind: 'step', level: 'debug', msg: 'all host packages Falcon needs are installed' });
     return [];
   }
   o.log.log({ kind: 'step', msg: `missing host packages: ${missing.map((p) => `${p} (${HOST_PACKAGES[p]})`).join(', ')}` });
