@@ -101,7 +101,7 @@ export function expandAbbreviations(program: Command, argv: string[]): string[] 
   if (names.includes(word)) return out;
   const matches = program.commands.filter((c) => c.name().startsWith(word)).map((c) => c.name());
   if (matches.length === 1) out[i] = matches[0]!;
-  else if (matches.length > 1) throw new Error(`"${word}" is ambiguous: it could be ${matches.join(', ')}`);
+  else if (matches.length > 1) throw new FalconError('INVALID_ARGUMENT', `"${word}" is ambiguous: it could be ${matches.join(', ')}`);
   return out;
 }
 
@@ -166,8 +166,8 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
   const r = () => ctx.getRunner(g);
   const print = (s: string) => ctx.stdout(s.endsWith('\n') ? s : `${s}\n`);
   const nodesArg = (node: string | undefined, o: { all?: boolean }, verb: string): string[] | undefined => {
-    if (o.all && node) throw new Error(`${verb}: give a node name or --all, not both`);
-    if (!o.all && !node) throw new Error(`${verb}: name a node, or pass --all for every node`);
+    if (o.all && node) throw new FalconError('INVALID_ARGUMENT', `${verb}: give a node name or --all, not both`);
+    if (!o.all && !node) throw new FalconError('INVALID_ARGUMENT', `${verb}: name a node, or pass --all for every node`);
     return o.all ? undefined : [node!];
   };
 
