@@ -156,6 +156,12 @@ describe('log level', () => {
     expect(levelFromEnv({})).toBe('info');
     expect(levelFromEnv({ RUST_LOG: 'debug' })).toBe('debug');
     expect(levelFromEnv({ FALCON_LOG: 'warn', RUST_LOG: 'debug' })).toBe('warn');
-    expect(levelFromEnv({ FALCON_LOG: 'nonsense' })).toBe('info');
+    expect(levelFromEnv({ RUST_LOG: 'mycrate=trace' })).toBe('info');
+  });
+
+  it('refuses a FALCON_LOG that is not a level, naming the variable and the levels', () => {
+    expect(() => levelFromEnv({ FALCON_LOG: 'nonsense' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^FALCON_LOG=nonsense is not a log level; set it to one of error, warn, info, debug, trace/) }),
+    );
   });
 });
