@@ -4,7 +4,7 @@
  *
  *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
- *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, disk, net, memory
+ *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, startup, disk, net, memory
  *
  * Every step has a timeout; a failed section is reported in the table and the run goes on;
  * everything launched is destroyed at the end, also on ctrl-c.
@@ -22,9 +22,10 @@ import { execSection } from './exec.js';
 import { launchAndDestroy } from './launch.js';
 import { memorySection } from './memory.js';
 import { netSection } from './net.js';
+import { startupSection } from './startup.js';
 import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
-const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'memory', 'disk', 'net'] as const;
+const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--no-build] [--keep-big-image] [--verbose]
@@ -159,6 +160,7 @@ async function main(): Promise<number> {
       destroy: async () => (launchDestroy ??= await launchAndDestroy(ctx, { launch: false, destroy: true })).destroy,
       boot: () => bootSection(ctx),
       exec: () => execSection(ctx),
+      startup: () => startupSection(ctx),
       memory: () => memorySection(ctx),
       disk: () => diskSection(ctx),
       net: () => netSection(ctx),

@@ -3,6 +3,7 @@
  * Library code throws; only this layer prints errors and sets the exit code.
  */
 import { Command, CommanderError } from 'commander';
+import { FalconError } from '../util/errors.js';
 import { Runner } from '../runner/runner.js';
 import { consoleLogger, levelFromEnv, type Level, type Logger } from '../util/log.js';
 import { attachSerial } from './serial-attach.js';
@@ -10,6 +11,7 @@ import { formatInfo, formatChecks } from './format.js';
 import { imageCommand } from './image-commands.js';
 import { npuCommand } from './npu-commands.js';
 import { setupHost } from '../runner/setup.js';
+import { initProject } from './init.js';
 
 export interface ExtraCommand {
   /** Subcommand name. */
@@ -100,7 +102,7 @@ export function expandAbbreviations(program: Command, argv: string[]): string[] 
   if (names.includes(word)) return out;
   const matches = program.commands.filter((c) => c.name().startsWith(word)).map((c) => c.name());
   if (matches.length === 1) out[i] = matches[0]!;
-  else if (matches.length > 1) throw new Error(`"${word}" is ambiguous: it could be ${matches.join(', ')}`);
+  else if (matches.length > 1) throw new FalconError('INVALID_ARGUMENT', `"${word}" is ambiguous: it could be ${matches.join(', ')}`);
   return out;
 }
 
@@ -110,19 +112,63 @@ interface Ctx {
   setExit: (code: number) => void;
 }
 
-function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ctx): Command {
-  const program = new Command(runner ? runner.name : 'falcon')
-    .description(runner ? `manage the Falcon topology "${runner.name}"` : 'Falcon: network topologies of virtual machines as code')
+/**
+ * The options every command takes, before or after its name (`$topo --falcon-dir D launch` and
+ * `$topo launch --falcon-dir D`, as the original takes them on each subcommand).
+ */
+function addGlobalOptions(c: Command, runner: Runner | undefined): Command {
+  return c
     .option('--falcon-dir <dir>', `where the topology keeps its state (default: ${runner ? '.falcon beside the program' : './.falcon'})`)
-    .option('-v, --verbose', 'more logging (-vv for trace); FALCON_LOG and RUST_LOG set the level too', (_v, prev: number) => prev + 1, 0)
+    .option('-v, --verbose', 'more logging (-vv for trace); FALCON_LOG and RUST_LOG set the level too', (_v, prev: number) => prev + 1, 0);
+}
+
+/** Give every command in the tree the global options; each level parses only its own. */
+function spreadGlobalOptions(c: Command, runner: Runner | undefined): void {
+  for (const sub of c.commands) {
+    addGlobalOptions(sub, runner);
+    if (sub.commands.length) sub.enablePositionalOptions();
+    spreadGlobalOptions(sub, runner);
+  }
+}
+
+/** The global options of a command and all its parents: -v counts add up, the innermost --falcon-dir wins. */
+function globalsOf(c: Command): GlobalOpts {
+  const chain: Command[] = [];
+  for (let x: Command | null = c; x; x = x.parent) chain.unshift(x);
+  const g: GlobalOpts = { verbose: 0 };
+  for (const x of chain) {
+    const o = x.opts<Partial<GlobalOpts>>();
+    g.verbose += o.verbose ?? 0;
+    if (o.falconDir !== undefined) g.falconDir = o.falconDir;
+  }
+  return g;
+}
+
+/** A commander parser for a number of seconds: refuses anything but a finite number >= 0. */
+export function parseSeconds(flag: string): (v: string) => number {
+  return (v) => {
+    const n = v.trim() === '' ? NaN : Number(v);
+    if (!Number.isFinite(n) || n < 0) {
+      throw new FalconError('INVALID_ARGUMENT', `${flag} takes a number of seconds (0 or more, e.g. 30 or 2.5), not "${v}"`);
+    }
+    return n;
+  };
+}
+
+function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ctx): Command {
+  const program = addGlobalOptions(new Command(runner ? runner.name : 'falcon'), runner)
+    .description(runner ? `manage the Falcon topology "${runner.name}"` : 'Falcon: network topologies of virtual machines as code')
     .showHelpAfterError()
     .enablePositionalOptions();
-  const g = () => program.opts<GlobalOpts>();
-  const r = () => ctx.getRunner(g());
+  let g: GlobalOpts = { verbose: 0 };
+  program.hook('preAction', (_root, action) => {
+    g = globalsOf(action);
+  });
+  const r = () => ctx.getRunner(g);
   const print = (s: string) => ctx.stdout(s.endsWith('\n') ? s : `${s}\n`);
   const nodesArg = (node: string | undefined, o: { all?: boolean }, verb: string): string[] | undefined => {
-    if (o.all && node) throw new Error(`${verb}: give a node name or --all, not both`);
-    if (!o.all && !node) throw new Error(`${verb}: name a node, or pass --all for every node`);
+    if (o.all && node) throw new FalconError('INVALID_ARGUMENT', `${verb}: give a node name or --all, not both`);
+    if (!o.all && !node) throw new FalconError('INVALID_ARGUMENT', `${verb}: name a node, or pass --all for every node`);
     return o.all ? undefined : [node!];
   };
 
@@ -185,7 +231,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
     .description('run a shell command in a node; exits with its status')
     .argument('<node>')
     .argument('<command...>', 'the command (words are joined with spaces and run by /bin/sh -c)')
-    .option('-t, --timeout <seconds>', 'give up after this many seconds', (v) => Number(v))
+    .option('-t, --timeout <seconds>', 'give up after this many seconds', parseSeconds('exec --timeout'))
     .option('-i, --stdin', "pass this command's standard input to the guest command")
     .passThroughOptions()
     .action(async (node: string, words: string[], o: { timeout?: number; stdin?: boolean }) => {
@@ -239,6 +285,18 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
       .action(async (o: { dryRun?: boolean }) => {
         await setupHost({ log: r().log, dryRun: o.dryRun });
       });
+    program
+      .command('init')
+      .description('scaffold a topology project (package.json, tsconfig.json, a duo in topo.ts) and npm install it')
+      .argument('[dir]', 'the project folder, new or empty', '.')
+      .option('--name <topology>', 'topology name in topo.ts (default: from the folder name)')
+      .option('--falcon-spec <spec>', 'npm spec of the falcon dependency (default: file: this falcon package)')
+      .option('--no-install', 'write the files only; skip npm install')
+      .action(async (dir: string, o: { name?: string; falconSpec?: string; install: boolean }) => {
+        const name = await initProject({ dir, name: o.name, falconSpec: o.falconSpec, install: o.install, log: r().log });
+        const cd = dir === '.' ? '' : `cd ${dir} && `;
+        print(`project ready (topology "${name}"); next: ${cd}${o.install ? '' : 'npm install && '}npx tsx topo.ts launch`);
+      });
   }
 
   for (const x of extra) {
@@ -249,6 +307,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
       await x.action(r(), positional);
     });
   }
+  spreadGlobalOptions(program, runner);
   return program;
 }
 

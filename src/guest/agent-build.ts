@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostCommandError, type ProcessRunner } from '../host/process.js';
 import type { Logger } from '../util/log.js';
+import { FalconError } from '../util/errors.js';
 
 /** Absolute path of the agent's C source in this package. */
 export function agentSourcePath(): string {
@@ -40,7 +41,7 @@ export async function buildAgent(opts: BuildAgentOptions): Promise<string> {
   try {
     source = await readFile(src);
   } catch (e) {
-    throw new Error(`Cannot read the guest agent source ${src}: ${(e as Error).message}. The falcon package is incomplete; reinstall it.`, {
+    throw new FalconError('IMAGE_BUILD_FAILED', `Cannot read the guest agent source ${src}: ${(e as Error).message}. The falcon package is incomplete; reinstall it.`, {
       cause: e,
     });
   }
@@ -58,12 +59,13 @@ export async function buildAgent(opts: BuildAgentOptions): Promise<string> {
   } catch (e) {
     await rm(tmp, { force: true });
     if (e instanceof HostCommandError && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-      throw new Error(`Cannot build the guest agent: the C compiler "${cc}" is not installed. Install it (apt-get install gcc libc6-dev).`, {
+      throw new FalconError('IMAGE_BUILD_FAILED', `Cannot build the guest agent: the C compiler "${cc}" is not installed. Install it (apt-get install gcc libc6-dev).`, {
         cause: e,
       });
     }
     if (e instanceof HostCommandError && /cannot find -lc|static/i.test(e.stderr)) {
-      throw new Error(
+      throw new FalconError(
+        'IMAGE_BUILD_FAILED',
         `Cannot build the guest agent statically: ${e.stderr.trim().split('\n').pop()}. Install the static C library (apt-get install libc6-dev).`,
         { cause: e },
       );

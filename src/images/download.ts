@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from '../util/log.js';
 import { FalconError } from '../util/errors.js';
+import { TimeoutError } from '../util/abort.js';
 
 export interface DownloadProgress {
   done: number;
@@ -64,7 +65,7 @@ export async function download(url: string, dest: string, o: DownloadOptions = {
   let stallTimer: NodeJS.Timeout | undefined;
   const kick = () => {
     clearTimeout(stallTimer);
-    stallTimer = setTimeout(() => stall.abort(new Error(`no data for ${stallMs / 1000} s`)), stallMs);
+    stallTimer = setTimeout(() => stall.abort(new TimeoutError(`no data for ${stallMs / 1000} s`)), stallMs);
   };
   const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
   const what = o.what ?? url;

@@ -1,6 +1,7 @@
 import { HOST_PACKAGES, missingPackages } from '../host/packages.js';
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import type { Logger } from '../util/log.js';
+import { FalconError } from '../util/errors.js';
 
 /**
  * `falcon setup`: install the Debian packages Falcon needs that are missing, streaming apt's
@@ -10,12 +11,12 @@ export async function setupHost(o: { log: Logger; proc?: ProcessRunner; dryRun?:
   const proc = o.proc ?? createProcessRunner(o.log);
   const missing = await missingPackages(proc, Object.keys(HOST_PACKAGES));
   if (missing.length === 0) {
-    o.log.log({ kind: 'step', msg: 'all host packages Falcon needs are installed' });
+    o.log.log({ kind: 'step', level: 'debug', msg: 'all host packages Falcon needs are installed' });
     return [];
   }
   o.log.log({ kind: 'step', msg: `missing host packages: ${missing.map((p) => `${p} (${HOST_PACKAGES[p]})`).join(', ')}` });
   if (o.dryRun) return missing;
-  if (process.getuid?.() !== 0) throw new Error(`installing ${missing.join(' ')} needs root; run \`sudo falcon setup\` or install them with apt-get`);
+  if (process.getuid?.() !== 0) throw new FalconError('PREFLIGHT', `installing ${missing.join(' ')} needs root; run \`sudo falcon setup\` or install them with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const stream = (c: Buffer) => {
     for (const line of c.toString().split('\n')) if (line.trim()) o.log.log({ kind: 'step', msg: `apt: ${line.trim()}` });
@@ -30,7 +31,7 @@ export async function setupHost(o: { log: Logger; proc?: ProcessRunner; dryRun?:
     onStdout: stream,
   });
   const still = await missingPackages(proc, missing);
-  if (still.length) throw new Error(`apt-get finished but these packages are still missing: ${still.join(', ')}`);
+  if (still.length) throw new FalconError('HOST_COMMAND_FAILED', `apt-get finished but these packages are still missing: ${still.join(', ')}`);
   o.log.log({ kind: 'step', msg: `installed ${missing.length} package${missing.length === 1 ? '' : 's'}` });
   return missing;
 }

@@ -18,6 +18,8 @@ import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import type { Logger } from '../util/log.js';
 import { retry } from '../util/retry.js';
+import { FalconError } from '../util/errors.js';
+import { TimeoutError } from '../util/abort.js';
 
 export interface LinkOptions {
   /** For logs, e.g. "scrimlet port 1". */
@@ -117,9 +119,9 @@ function connect(path: string, signal: AbortSignal): Promise<net.Socket> {
     const s = net.createConnection({ path });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`));
+      reject(new TimeoutError(`no connection within ${CONNECT_TIMEOUT_MS} ms`));
     }, CONNECT_TIMEOUT_MS);
-    const onAbort = () => s.destroy(new Error('stopped'));
+    const onAbort = () => s.destroy(new FalconError('INTERNAL', 'the switch port was stopped'));
     signal.addEventListener('abort', onAbort, { once: true });
     s.once('connect', () => {
       clearTimeout(timer);

@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { dumpTables, type Pipeline } from './pipeline.js';
+import { FalconError } from '../util/errors.js';
 
 /** The byte that starts a request. */
 export const MGMT_PREAMBLE = 0xe5;
@@ -32,16 +33,16 @@ export const mgmtRequestSchema = z.union([
 ]);
 export type MgmtRequest = z.infer<typeof mgmtRequestSchema>;
 
-/** Parses one request's JSON text; throws a readable Error when it is not one. */
+/** Parses one request's JSON text; throws a readable NPU_CONTROL error when it is not one. */
 export function parseMgmtRequest(text: string): MgmtRequest {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new Error(`not JSON (${(e as Error).message})`);
+    throw new FalconError('NPU_CONTROL', `not JSON (${(e as Error).message})`);
   }
   const r = mgmtRequestSchema.safeParse(v);
-  if (!r.success) throw new Error(`not a management request (${r.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')})`);
+  if (!r.success) throw new FalconError('NPU_CONTROL', `not a management request (${r.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')})`);
   return r.data;
 }
 

@@ -175,7 +175,7 @@ export class Switch {
     let outs;
     try {
       outs = this.pipeline.processPacket(port, frame);
-      if (!Array.isArray(outs)) throw new Error(`processPacket returned ${typeof outs}, not an array of [frame, port]`);
+      if (!Array.isArray(outs)) throw new FalconError('NPU_PROGRAM', `processPacket returned ${typeof outs}, not an array of [frame, port]`);
     } catch (e) {
       this.pstats.errors++;
       if (this.pstats.errors <= 10) this.log.log({ kind: 'warn', msg: `${this.config.name}: the program threw on a frame from port ${port}: ${(e as Error).message}` });

@@ -2,6 +2,8 @@
  * Structured log events. Each event has a `kind`; each kind has one formatter, so the same
  * event reads the same wherever it is logged.
  */
+import { FalconError } from './errors.js';
+
 export type Level = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 const ORDER: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
 
@@ -54,13 +56,19 @@ export interface Logger {
   enabled(level: Level): boolean;
 }
 
-/** Reads FALCON_LOG, then RUST_LOG (the original's variable); default info. */
+/**
+ * Reads FALCON_LOG, then RUST_LOG (the original's variable); default info. A FALCON_LOG that is
+ * not a level is an error; a RUST_LOG that is not a plain level is left alone, since it may be
+ * meant for other Rust programs (`RUST_LOG=mycrate=debug`).
+ */
 export function levelFromEnv(env: NodeJS.ProcessEnv = process.env): Level {
-  for (const v of [env.FALCON_LOG, env.RUST_LOG]) {
-    const l = v?.trim().toLowerCase();
-    if (l && l in ORDER) return l as Level;
+  const falcon = env.FALCON_LOG?.trim().toLowerCase();
+  if (falcon) {
+    if (isLevel(falcon)) return falcon;
+    throw new FalconError('INVALID_ARGUMENT', `FALCON_LOG=${env.FALCON_LOG} is not a log level; set it to one of ${Object.keys(ORDER).join(', ')}, or unset it`);
   }
-  return 'info';
+  const rust = env.RUST_LOG?.trim().toLowerCase();
+  return rust && isLevel(rust) ? rust : 'info';
 }
 
 export function isLevel(s: string): s is Level {

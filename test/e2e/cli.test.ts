@@ -44,8 +44,9 @@ const paneShows = (re: RegExp, what: string) =>
 
 describe('topology CLI end to end', () => {
   beforeAll(() => {
-    const r = topo('launch');
-    expect(r.code, r.stderr).toBe(0);
+    // As the original takes it: the falcon dir after the subcommand, through npx tsx.
+    const r = spawnSync('npx', ['tsx', fixture, 'launch', '--falcon-dir', falconDir], { cwd: repo, env, encoding: 'utf8', timeout: 240_000 });
+    expect(r.status, r.stderr).toBe(0);
     tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', 'bash', '--norc', '--noprofile');
     tmux('send-keys', '-t', session, '-l', `cd ${repo}; export FALCON_TEST_TOPO=clitest PS1='host$ '; clear`);
     tmux('send-keys', '-t', session, 'Enter');
@@ -77,6 +78,12 @@ describe('topology CLI end to end', () => {
   it('info --json shows the running node', () => {
     const info = JSON.parse(topo('info', '--json').stdout);
     expect(info.nodes[0]).toMatchObject({ name: 'n0', status: 'running', image: 'tiny', memoryMiB: 256 });
+  });
+
+  it('exec -t refuses a timeout that is not a number of seconds', () => {
+    const r = topo('exec', '-t', 'soon', 'n0', 'true');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: exec --timeout takes a number of seconds \(0 or more, e.g. 30 or 2.5\), not "soon"/);
   });
 
   it('serial attaches through a pseudo-terminal, ctrl-q leaves, and it works again', async () => {

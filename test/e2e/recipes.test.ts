@@ -3,18 +3,18 @@
  * under QEMU TCG with the serial console on stdio, and drive the root shell on the console:
  * FALCON-BOOTED appears, a job-control shell runs on ttyS0, a 9p share mounts, virtio NICs
  * are eth0/eth1 in PCI order, and falcon-agent answers on its virtio-serial port.
- * debian-12 the same way, built once through the image store with an extra package (bird2),
+ * debian-12 the same way, built once with an extra package (bird2) by README.md's own command,
  * and that build launched as a node that runs bird.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessRunner } from '../../src/host/process.js';
-import { consoleLogger } from '../../src/util/log.js';
+import { consoleLogger, silentLogger } from '../../src/util/log.js';
 import { execOverChannel, waitForAgent } from '../../src/guest/exec-client.js';
 import { getRecipe } from '../../src/images/recipes/index.js';
 import { TINY_CMDLINE } from '../../src/images/recipes/tiny.js';
@@ -204,26 +204,58 @@ describe('built-in recipe tiny', () => {
 
 /**
  * debian-12 is the image users run real services on, so it runs in every e2e run. One build
- * serves both blocks below: the recipe plus bird2 (`image build debian-12 --as ... --packages
- * bird2`), into the store whose cache the test command sets up (FALCON_TEST_CACHE_DIR is
- * `<store>/cache`), so its packages come from that cache after the first run.
+ * serves both blocks below: the recipe plus bird2, made by README.md's command as written, with
+ * the download cache of the store the test command sets up (FALCON_TEST_CACHE_DIR is
+ * `<store>/cache`).
  */
 const storeRoot = process.env.FALCON_TEST_CACHE_DIR?.endsWith('/cache') ? dirname(process.env.FALCON_TEST_CACHE_DIR) : undefined;
-const VARIANT = 'e2e-debian12-bird2';
-const buildLog = consoleLogger('info');
-const store = new ImageStore({ root: storeRoot, runner: createProcessRunner(buildLog), log: buildLog });
-let variantBuild: Promise<StoredImage> | undefined;
-function variant(): Promise<StoredImage> {
+/** README.md's command for an image with an extra package: this test runs it as written. */
+const README_BUILD = 'node bin/falcon.js image build debian-12 --as router --packages bird2';
+const VARIANT = 'router';
+const repo = resolve(import.meta.dirname, '../..');
+let variantStoreRoot: string | undefined;
+let variantBuild: Promise<{ store: ImageStore; img: StoredImage }> | undefined;
+/**
+ * Runs README_BUILD into a store of its own (so a user's image named "router" is never touched)
+ * whose download cache is the shared store's, so its packages come from that cache after the
+ * first run.
+ */
+function variant(): Promise<{ store: ImageStore; img: StoredImage }> {
   variantBuild ??= (async () => {
+    const root = (variantStoreRoot = await mkdtemp(join(tmpdir(), 'falcon-e2e-store-')));
+    const sharedCache = join(new ImageStore({ root: storeRoot, runner: createProcessRunner(silentLogger), log: silentLogger }).root, 'cache');
+    await mkdir(sharedCache, { recursive: true });
+    await symlink(sharedCache, join(root, 'cache'));
     const started = Date.now();
-    const img = await store.build('debian-12', { name: VARIANT, packages: ['bird2'], force: true });
-    console.log(`built debian-12 + bird2 in ${Date.now() - started} ms`);
-    return img;
+    const [cmd, ...args] = README_BUILD.split(' ');
+    const r = await runCommand(cmd!, args, { cwd: repo, env: { ...process.env, FALCON_IMAGE_DIR: root } });
+    expect(r.code, `${README_BUILD} failed:\n${r.output.slice(-4000)}`).toBe(0);
+    console.log(`built debian-12 + bird2 with README's command in ${Date.now() - started} ms`);
+    const log = silentLogger;
+    const store = new ImageStore({ root, runner: createProcessRunner(log), log });
+    return { store, img: await store.get(VARIANT) };
   })();
   return variantBuild;
 }
 afterAll(async () => {
-  if (variantBuild) await store.remove(VARIANT, { force: true }).catch(() => {});
+  // The store's cache is a symlink: rm removes the link, not the shared cache.
+  if (variantStoreRoot) await rm(variantStoreRoot, { recursive: true, force: true });
+});
+
+/** Runs a command without a shell; resolves with its exit code and interleaved output. */
+function runCommand(cmd: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; output: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(cmd, args, { ...o, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    p.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    p.on('error', rej);
+    p.on('close', (code) => res({ code, output }));
+  });
+}
+
+it('README.md has the package build command this file runs', async () => {
+  expect(await readFile(join(repo, 'README.md'), 'utf8')).toContain(`\n${README_BUILD}\n`);
 });
 
 /** FALCON_TEST_DEBIAN12_DIR=<built image dir> boots that image here instead of the shared build. */
@@ -237,7 +269,7 @@ describe('built-in recipe debian-12', () => {
     let dir = process.env.FALCON_TEST_DEBIAN12_DIR ?? '';
     let cmdline = DEBIAN12_CMDLINE;
     if (!dir || !existsSync(join(dir, 'disk.qcow2'))) {
-      const img = await variant();
+      const { img } = await variant();
       dir = img.dir;
       if (img.meta.boot.method === 'direct') cmdline = img.meta.boot.cmdline;
     }
@@ -276,7 +308,7 @@ describe('built-in recipe debian-12', () => {
 
 describe('debian-12 with an extra package', () => {
   it('records bird2 in the image and runs bird in a launched node', async () => {
-    const img = await variant();
+    const { store, img } = await variant();
     expect(img.meta.packages).toEqual(['bird2']);
     expect(img.meta.recipe?.name).toBe('debian-12');
     const d = newRunner('e2ebird', tempDir('bird'), { imageDir: store.root });

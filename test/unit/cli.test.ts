@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runner, gb, runCli, type ExtraCommand } from '../../src/index.js';
 import { silentLogger } from '../../src/util/log.js';
+import { parseSeconds } from '../../src/cli/program.js';
 import { levelFromEnv } from '../../src/util/log.js';
 
 const made: string[] = [];
@@ -87,6 +88,61 @@ describe('topology CLI', () => {
     expect(j.falconDir).toBe(dir);
   });
 
+  /** An extra command that records the falcon dir and log level the CLI gave its runner. */
+  const probe = (seen: { dir: string; level: string }[]): ExtraCommand => ({
+    name: 'probe',
+    description: 'record the options',
+    arguments: '[word]',
+    action: (runner) => void seen.push({ dir: runner.paths.dir, level: runner.log.level }),
+  });
+
+  it('takes --falcon-dir and -v/-vv before or after the subcommand', async () => {
+    const dir = tmp('falcon-cli-pos-');
+    const seen: { dir: string; level: string }[] = [];
+    for (const argv of [
+      ['--falcon-dir', dir, '-v', 'probe'],
+      ['probe', '--falcon-dir', dir, '-v'],
+      ['probe', `--falcon-dir=${dir}`, '-vv'],
+      ['-v', 'probe', '-v', '--falcon-dir', dir],
+      ['pro', '--falcon-dir', dir],
+      ['--falcon-dir', dir, 'pro', '-v'],
+    ]) {
+      const r = await cli(duo(), argv, [probe(seen)]);
+      expect(r.code, `${argv.join(' ')}: ${r.err}`).toBe(0);
+    }
+    expect(seen.map((s) => s.dir)).toEqual(Array(6).fill(dir));
+    expect(seen.map((s) => s.level)).toEqual(['debug', 'debug', 'trace', 'trace', levelFromEnv(), 'debug']);
+    const j = JSON.parse((await cli(duo(), ['info', '--json', '--falcon-dir', dir])).out);
+    expect(j.falconDir).toBe(dir);
+  });
+
+  it('the generic falcon CLI takes --falcon-dir after the subcommand too', async () => {
+    const dir = tmp('falcon-none-after-');
+    const r = await cli(undefined, ['exec', '--falcon-dir', path.join(dir, '.falcon'), 'violin', 'true']);
+    expect(r.err).toMatch(/topology.json does not exist: no topology has been launched/);
+    const i = await cli(undefined, ['info', '--falcon-dir', path.join(dir, '.falcon')]);
+    expect(i.err).toMatch(new RegExp(`${dir}/.falcon/topology.json does not exist`));
+  });
+
+  it('leaves options after the guest command to the guest command', async () => {
+    // Parsed as falcon options, -l and --falcon-dir would fail as unknown or move the state.
+    for (const argv of [['exec', 'violin', 'ls', '-l'], ['exe', 'violin', 'ls', '--falcon-dir', '/nonexistent', '-v'], ['exec', '-t', '5', 'violin', 'ls', '-t']]) {
+      const r = await cli(duo(), argv);
+      expect(r.code, argv.join(' ')).toBe(1);
+      expect(r.err).toMatch(/^error: node "violin" has not been launched/);
+    }
+  });
+
+  it('refuses an exec timeout that is not a number of seconds', async () => {
+    for (const t of ['soon', '-1', '', 'Infinity', '1e400']) {
+      const r = await cli(duo(), ['exec', '-t', t, 'violin', 'true']);
+      expect(r.code, t).toBe(1);
+      expect(r.err).toContain(`error: exec --timeout takes a number of seconds (0 or more, e.g. 30 or 2.5), not "${t}"`);
+    }
+    expect(() => parseSeconds('x')('abc')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(parseSeconds('x')('2.5')).toBe(2.5);
+  });
+
   it('the generic falcon CLI explains a missing .falcon directory', async () => {
     const dir = tmp('falcon-none-');
     const r = await cli(undefined, ['--falcon-dir', path.join(dir, '.falcon'), 'exec', 'violin', 'true']);
@@ -100,6 +156,12 @@ describe('log level', () => {
     expect(levelFromEnv({})).toBe('info');
     expect(levelFromEnv({ RUST_LOG: 'debug' })).toBe('debug');
     expect(levelFromEnv({ FALCON_LOG: 'warn', RUST_LOG: 'debug' })).toBe('warn');
-    expect(levelFromEnv({ FALCON_LOG: 'nonsense' })).toBe('info');
+    expect(levelFromEnv({ RUST_LOG: 'mycrate=trace' })).toBe('info');
+  });
+
+  it('refuses a FALCON_LOG that is not a level, naming the variable and the levels', () => {
+    expect(() => levelFromEnv({ FALCON_LOG: 'nonsense' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^FALCON_LOG=nonsense is not a log level; set it to one of error, warn, info, debug, trace/) }),
+    );
   });
 });

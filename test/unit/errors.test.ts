@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as falcon from '../../src/index.js';
 import { ERROR_CODES, FalconError, isFalconError } from '../../src/util/errors.js';
@@ -35,5 +36,12 @@ describe('FalconError', () => {
     expect(classes.length).toBeGreaterThan(10);
     for (const [name, cls] of classes) expect(cls.prototype instanceof FalconError, name).toBe(true);
     expect(Object.keys(ERROR_CODES).length).toBeGreaterThan(20);
+  });
+
+  it('docs/reference.md has a row for every code, with when it happens and the fix', () => {
+    const doc = readFileSync(new URL('../../docs/reference.md', import.meta.url), 'utf8');
+    for (const [code, { when, fix }] of Object.entries(ERROR_CODES)) expect(doc, code).toContain(`| \`${code}\` | ${when} | ${fix} |`);
+    const documented = [...doc.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.filter((c) => !(c! in ERROR_CODES))).toEqual([]);
   });
 });
