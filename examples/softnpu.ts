@@ -1,6 +1,6 @@
 // The seed's SoftNPU topology: a scrimlet whose switch ASIC (sidecar-lite) has two ports, one
 // to each gimlet. Each node is tiny with 1 core (boots in a few seconds under TCG).
-//   npx tsx examples/softnpu.ts launch
+//   npm run example -- softnpu launch       # or: npx tsx examples/softnpu.ts launch
 //   npx tsx examples/softnpu.ts demo        # program the switch over the scrimlet's ttyS3, then gc1 pings gc2
 //   npx tsx examples/softnpu.ts npu scrimlet dump
 //   npx tsx examples/softnpu.ts destroy
