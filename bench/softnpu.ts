@@ -1,14 +1,16 @@
 /**
- * `npx tsx bench/softnpu.ts [--rounds N] [--mib M]`: two `tiny` nodes a and b joined three ways
+ * `npx tsx bench/softnpu.ts [--image tiny|debian-12] [--rounds N] [--mib M] [--seconds S]`:
+ * two nodes a and b (tiny by default) joined three ways
  * at once, measured in turns (ABC, CBA, ... so a drift of the machine hits all alike):
  *
  *   (a) kernel: a Falcon link (two taps wired with tc mirred), eth0, 10.1.0.0/24;
  *   (b) wire:   a switch running the `wire` program (node w, ports 1 and 2), eth1, 10.2.0.0/24;
  *   (c) router: sidecar-lite in scrimlet s, routing 10.3.1.0/24 (port 1) and 10.3.2.0/24 (port 2), eth2.
  *
- * Per rung: ping RTT (avg of 10) and busybox nc throughput (M MiB of zeros a->b, timed by the
- * host around the sender's exec), with the switch's CPU time (utime+stime from /proc) during
- * the transfer. tiny has no iperf3: these are busybox figures, for comparing the rungs.
+ * Per rung: ping RTT (avg of 10) and throughput a->b, with the switch's CPU time
+ * (utime+stime from /proc) during the transfer: iperf3 TCP for S seconds on debian-12;
+ * busybox nc on tiny (M MiB of zeros, timed by the host around the sender's exec). The
+ * switch nodes w and s are tiny either way.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,13 +25,16 @@ const arg = (name: string, dflt: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const ROUNDS = arg('--rounds', 2);
+const SECONDS = arg('--seconds', 10);
+const IMAGE = process.argv.includes('--image') ? process.argv[process.argv.indexOf('--image') + 1]! : 'tiny';
+const IPERF = IMAGE !== 'tiny';
 const MIB = arg('--mib', 64);
 const PORT = 5201;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-bench-npu-'));
 const d = new Runner('bench_npu', { falconDir: path.join(dir, '.falcon'), logger: consoleLogger('warn') });
-const a = d.node('a', 'tiny', 1, mb(256));
-const b = d.node('b', 'tiny', 1, mb(256));
+const a = d.node('a', IMAGE, 1, mb(IPERF ? 1024 : 256));
+const b = d.node('b', IMAGE, 1, mb(IPERF ? 1024 : 256));
 const w = d.node('w', 'tiny', 1, mb(256));
 const s = d.node('s', 'tiny', 1, mb(256));
 d.link(a, b);
@@ -56,7 +61,15 @@ const rungs = [
 
 async function measure(rung: (typeof rungs)[number]): Promise<{ rttMs: number; mbit: number; cpuS?: number }> {
   const p = await sh('a', `ping -c 10 -i 0.2 ${rung.dst}`);
-  const rttMs = Number(p.match(/min\/avg\/max = [\d.]+\/([\d.]+)\//)![1]);
+  const rttMs = Number(p.match(/min\/avg\/max(?:\/mdev)? = [\d.]+\/([\d.]+)\//)![1]);
+  if (IPERF) {
+    const pid = rung.npu ? (await d.info()).switches.find((x) => x.node === rung.npu)!.pid! : undefined;
+    const cpu0 = pid ? cpuSeconds(pid) : 0;
+    const out = await sh('a', `iperf3 -c ${rung.dst} -p ${PORT} -t ${SECONDS} -J`, (SECONDS + 120) * 1000);
+    const cpuS = pid ? cpuSeconds(pid) - cpu0 : undefined;
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+    return { rttMs, mbit: j.end.sum_received.bits_per_second / 1e6, cpuS };
+  }
   const bytes = MIB * 1024 * 1024;
   await sh('b', `rm -f /tmp/nc.count; nc -l -p ${PORT} -e sh -c 'head -c ${bytes} | wc -c > /tmp/nc.count' >/dev/null 2>&1 </dev/null &`);
   await new Promise((r) => setTimeout(r, 200));
@@ -78,7 +91,7 @@ async function measure(rung: (typeof rungs)[number]): Promise<{ rttMs: number; m
 try {
   const t0 = Date.now();
   await d.launch();
-  console.log(`launched 4 tiny nodes and 2 switches in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`launched 4 nodes (a, b: ${IMAGE}) and 2 switches in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const R1 = 'a8:40:25:00:00:01';
   const R2 = 'a8:40:25:00:00:02';
   const npu = d.npu(s);
@@ -94,8 +107,10 @@ try {
     const x = i - 1; // 1 for a, 2 for b
     await sh(node, `for n in eth0 eth1 eth2; do ip link set $n up; done; ip addr add 10.1.0.${x + 0}/24 dev eth0; ip addr add 10.2.0.${x}/24 dev eth1; ` + `ip addr add 10.3.${x}.2/24 dev eth2; ip route add 10.3.${other - 1}.0/24 via 10.3.${x}.1 dev eth2`);
   }
+  if (IPERF) await sh('b', `iperf3 -s -D -p ${PORT}`);
   // Warm-up: TCG translates the network paths on first use.
   for (const r of rungs) await sh('a', `ping -c 3 -W 2 ${r.dst}`);
+  if (IPERF) for (const r of rungs) await sh('a', `iperf3 -c ${r.dst} -p ${PORT} -t 2`, 120_000);
   const results: Record<string, { rttMs: number; mbit: number; cpuS?: number }[]> = {};
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? [...rungs].reverse() : rungs;
@@ -106,7 +121,8 @@ try {
     }
   }
   const med = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
-  console.log(`\n| rung | busybox nc a->b (${MIB} MiB), mean of ${ROUNDS} | ping RTT avg | switch CPU during the transfer |\n|---|---|---|---|`);
+  const tool = IPERF ? `iperf3 TCP ${SECONDS} s (${IMAGE})` : `busybox nc (${MIB} MiB)`;
+  console.log(`\n| rung | ${tool} a->b, mean of ${ROUNDS} | ping RTT avg | switch CPU during the transfer |\n|---|---|---|---|`);
   for (const r of rungs) {
     const xs = results[r.name]!;
     const cpu = xs[0]!.cpuS !== undefined ? `${med(xs.map((x) => x.cpuS!)).toFixed(2)} s` : '-';

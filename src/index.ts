@@ -13,7 +13,7 @@
 export { Runner, LaunchError } from './runner/runner.js';
 export type { RunnerOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
 export { NpuControl } from './runner/switches.js';
-export type { SwitchInfo } from './runner/switches.js';
+export type { SwitchInfo, LinkEndInfo } from './runner/switches.js';
 export type { SoftnpuOptions } from './model/spec.js';
 export { PreflightError } from './runner/preflight.js';
 export { StateFileError } from './runner/state.js';

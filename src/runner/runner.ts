@@ -34,7 +34,7 @@ import { FalconPaths } from './paths.js';
 import { PreflightError, hostChecks, hostReferenceProblems, type HostCheck } from './preflight.js';
 import { readState, writeState, STATE_VERSION, type NodeState, type RunState } from './state.js';
 import { logTails, vmFiles } from './vm.js';
-import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, type SwitchContext, type SwitchInfo } from './switches.js';
+import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchContext, type SwitchInfo } from './switches.js';
 import { FalconError } from '../util/errors.js';
 
 export interface RunnerOptions {
@@ -69,23 +69,7 @@ export interface NodeInfo {
   pid?: number;
 }
 
-/**
- * One end of a link: a NIC (a tap, a macvtap, or a stream socket on a switch port), or a
- * switch port. `ifname` and `altname` are '' when the end is no host interface; an npu end
- * has `port` (and index -1, no MAC).
- */
-export interface LinkEndInfo {
-  node: string;
-  /** The NIC's index in the guest; -1 for a switch port. */
-  index: number;
-  ifname: string;
-  altname: string;
-  mac: string;
-  /** A NIC on a switch port: the unix socket its QEMU serves. */
-  socket?: string;
-  /** An npu end: the switch port (1-based). */
-  port?: number;
-}
+export type { LinkEndInfo } from './switches.js';
 
 export interface LinkInfo {
   kind: string;
@@ -686,25 +670,9 @@ export class Runner extends Topology implements AsyncDisposable {
         } satisfies NodeInfo;
       }),
     );
-    const plans = switchPlans(spec);
     const links: LinkInfo[] = spec.links.map((l, i) => {
-      if (l.kind === 'sidecar') {
-        // Both ends are stream NICs on the sidemux; `switches` lists every driver NIC.
-        const p = plans.find((x) => x.kind === 'sidemux' && x.ports[0]?.link === i);
-        const nicEnd = (n: { node: string; index: number } | undefined): LinkEndInfo => {
-          const st = n && streams[n.node]?.find((x) => x.index === n.index);
-          return { node: n?.node ?? '', index: n?.index ?? -1, ifname: '', altname: '', mac: st?.mac ?? '', socket: st?.path };
-        };
-        const first = p?.ports[0]?.peer;
-        return { kind: l.kind, a: nicEnd(p?.port0), b: nicEnd(first?.kind === 'nic' ? first : undefined) };
-      }
-      if (l.kind === 'softnpu') {
-        const end = (npu: string): LinkEndInfo => ({ node: npu, index: -1, ifname: '', altname: '', mac: '', port: plans.find((p) => p.npu === npu)?.ports.find((x) => x.link === i)?.port });
-        const port = plans.find((p) => p.npu === l.a.node)?.ports.find((x) => x.link === i);
-        const nic = port?.peer.kind === 'nic' ? port.peer : undefined;
-        const s = nic && streams[nic.node]?.find((x) => x.index === nic.index);
-        return { kind: l.kind, a: end(l.a.node), b: l.bIsNpu ? end(l.b.node) : { node: l.b.node, index: nic?.index ?? -1, ifname: '', altname: '', mac: s?.mac ?? '', socket: s?.path } };
-      }
+      const sw = switchLinkEnds(spec, i, this.paths);
+      if (sw) return { kind: l.kind, ...sw };
       const ends = planned.filter((p) => p.link === spec.links[i]);
       const e = (x: (typeof planned)[number]) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac });
       return {

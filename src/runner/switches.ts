@@ -194,6 +194,46 @@ export async function stopSwitches(paths: FalconPaths, npus: readonly string[], 
   );
 }
 
+/**
+ * One end of a link: a NIC (a tap, a macvtap, or a stream socket on a switch port), or a
+ * switch port. `ifname` and `altname` are '' when the end is no host interface; an npu end
+ * has `port` (and index -1, no MAC).
+ */
+export interface LinkEndInfo {
+  node: string;
+  /** The NIC's index in the guest; -1 for a switch port. */
+  index: number;
+  ifname: string;
+  altname: string;
+  mac: string;
+  /** A NIC on a switch port: the unix socket its QEMU serves. */
+  socket?: string;
+  /** An npu end: the switch port (1-based). */
+  port?: number;
+}
+
+/** The ends of a SoftNPU or sidecar link as `info` shows them; undefined for other links. */
+export function switchLinkEnds(spec: TopologySpec, link: number, paths: FalconPaths): { a: LinkEndInfo; b: LinkEndInfo } | undefined {
+  const l = spec.links[link];
+  if (l?.kind !== 'softnpu' && l?.kind !== 'sidecar') return undefined;
+  const plans = switchPlans(spec);
+  const streams = streamNetdevs(spec, paths);
+  const nicEnd = (n: { node: string; index: number } | undefined): LinkEndInfo => {
+    const st = n && streams[n.node]?.find((x) => x.index === n.index);
+    return { node: n?.node ?? '', index: n?.index ?? -1, ifname: '', altname: '', mac: st?.mac ?? '', socket: st?.path };
+  };
+  const portOf = (sw: string) => plans.find((p) => p.npu === sw)?.ports.find((x) => x.link === link);
+  if (l.kind === 'sidecar') {
+    // Both ends are NICs on the sidemux; `switches` lists every driver NIC, this the first.
+    const p = plans.find((x) => x.kind === 'sidemux' && x.ports[0]?.link === link);
+    const first = p?.ports[0]?.peer;
+    return { a: nicEnd(p?.port0), b: nicEnd(first?.kind === 'nic' ? first : undefined) };
+  }
+  const npuEnd = (npu: string): LinkEndInfo => ({ node: npu, index: -1, ifname: '', altname: '', mac: '', port: portOf(npu)?.port });
+  const peer = portOf(l.a.node)?.peer;
+  return { a: npuEnd(l.a.node), b: l.bIsNpu ? npuEnd(l.b.node) : nicEnd(peer?.kind === 'nic' ? peer : undefined) };
+}
+
 /** One switch as `info` shows it. */
 export interface SwitchInfo {
   /** The npu node, or `<driver>.sidemux` for a sidecar link's switch. */
