@@ -10,7 +10,6 @@
  * - Tables live in `.falcon/<npu>.npu-tables.json`, saved by the switch after every change.
  */
 import { closeSync, promises as fs } from 'node:fs';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { npuPlans, streamNics, switchPlans, type NpuPlan } from '../model/softnpu.js';
 import type { TopologySpec } from '../model/spec.js';
@@ -182,7 +181,7 @@ async function waitReady(
   if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
 }
 
-/** Stop the switches of `npus` (SIGTERM: they save their tables; SIGKILL after 5 s). True for each that ran. */
+/** Stop the switches of `npus` (SIGTERM: they save their tables; SIGKILL after 5 s). */
 export async function stopSwitches(paths: FalconPaths, npus: readonly string[], log: Logger): Promise<void> {
   const pids = await switchPids(paths, npus);
   await Promise.all(
@@ -280,13 +279,6 @@ export async function switchInfo(spec: TopologySpec, paths: FalconPaths): Promis
       controlSocket: paths.npuSockets(p.npu).control,
     };
   });
-}
-
-/** Whether any file of an npu's switch is left (for tests and destroy's report). */
-export function switchFilesLeft(paths: FalconPaths, npu: string): string[] {
-  const f = paths.npuFiles(npu);
-  const s = paths.npuSockets(npu);
-  return [f.config, f.log, f.pidFile, f.tables, s.control, s.mgmt].filter((x) => existsSync(x));
 }
 
 /**
