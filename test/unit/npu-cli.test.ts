@@ -45,6 +45,16 @@ describe('npu CLI', () => {
     expect(r.out).toMatch(/softnpu\s+scrimlet switch port 1\s+gc1\[0\] stream \S+gc1\.nic0/);
   });
 
+  it("shows a sidecar link's sidemux, and `npu DRIVER` addresses it", async () => {
+    const d = new Runner('sccli', { falconDir: path.join(dir, 'sc', '.falcon'), logger: silentLogger, imageDir: path.join(dir, 'images') });
+    d.sidecarLink(d.node('sidecar', 'tiny', 1, mb(256)), d.node('driver', 'tiny', 1, mb(256)), 3);
+    const r = await cli(d, ['info']);
+    expect(r.out).toMatch(/sidecar\s+sidecar\[0\] stream \S+sidecar\.nic0 \S+\s+driver\[0\] stream \S+driver\.nic0/);
+    expect(r.out).toMatch(/switch driver\.sidemux: sidemux, stopped/);
+    expect(r.out).toMatch(/0\s+sidecar NIC 0 \(sidecar\)\n1\s+driver NIC 0\n2\s+driver NIC 1\n3\s+driver NIC 2/);
+    expect(d.npu('driver').controlSocket).toMatch(/driver\.sidemux\.npuctl$/);
+  });
+
   it('prints a captured frame with its sidecar header decoded', () => {
     const f = encapsulate(arpRequest('02:00:00:00:00:01', '10.0.1.2', '10.0.1.1'), { code: 1, ingress: 1, egress: 1 });
     const line = formatFrame({ port: 0, dir: 'tx', time: 1_700_000_000.5, hex: f.toString('hex') });
