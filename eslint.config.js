@@ -11,5 +11,15 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'process', property: 'exit', message: 'Library code throws; only src/cli may exit.' }],
     },
   },
+  {
+    // One error story: what the library throws is a FalconError with a code (src/util/errors.ts).
+    files: ['src/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]", message: 'Throw a FalconError (src/util/errors.ts) with a code, or a subclass of it.' },
+      ],
+    },
+  },
   { files: ['src/cli/**', 'bin/**', 'scripts/**', 'bench/**', 'test/**', 'guest-agent/**'], rules: { 'no-restricted-properties': 'off' } },
 );

@@ -67,7 +67,7 @@ export function encodeFrame(type: number, id: bigint, payload: Buffer = Buffer.a
       `exec-channel frame ${frameTypeName(type)} has a ${payload.length}-byte payload, more than the ${MAX_PAYLOAD}-byte limit; split it`,
     );
   }
-  if (id < 0n || id > U64_MAX) throw new RangeError(`frame id ${id} does not fit in 64 bits`);
+  if (id < 0n || id > U64_MAX) throw new ProtocolError(`frame id ${id} does not fit in 64 bits`);
   const b = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
   writeHeader(b, type, id, payload.length);
   payload.copy(b, HEADER_SIZE);

@@ -189,7 +189,7 @@ export class QemuImg {
 }
 
 function checkSize(n: number): void {
-  if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`disk size must be a positive whole number of bytes, got ${n}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new FalconError('INVALID_ARGUMENT', `disk size must be a positive whole number of bytes, got ${n}`);
 }
 
 /** Parses one object of `qemu-img info --output=json`. */

@@ -4,6 +4,7 @@
  */
 import type { NodeSpec } from '../model/spec.js';
 import { MAX_MOUNTS, MAX_NICS } from '../model/validate.js';
+import { FalconError } from '../util/errors.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -74,8 +75,8 @@ function accelOption(accel: Accel, n: NodeSpec): string {
 
 export function qemuArgs(c: QemuNodeConfig): string[] {
   const n = c.node;
-  if (c.nics.length > MAX_NICS) throw new Error(`node "${n.name}" has ${c.nics.length} interfaces; at most ${MAX_NICS} fit`);
-  if (n.mounts.length > MAX_MOUNTS) throw new Error(`node "${n.name}" has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit`);
+  if (c.nics.length > MAX_NICS) throw new FalconError('TOPOLOGY_INVALID', `node "${n.name}" has ${c.nics.length} interfaces; at most ${MAX_NICS} fit; remove links from it`);
+  if (n.mounts.length > MAX_MOUNTS) throw new FalconError('TOPOLOGY_INVALID', `node "${n.name}" has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit; mount a common parent folder instead`);
   const a: string[] = [
     '-name', `${c.topology}.${n.name},process=falcon-${n.name}`.slice(0, 200),
     // One -accel option carries the accelerator and its properties; QEMU refuses it beside
@@ -104,7 +105,7 @@ export function qemuArgs(c: QemuNodeConfig): string[] {
     a.push('-kernel', c.boot.kernel, '-append', c.boot.cmdline);
     if (c.boot.initrd) a.push('-initrd', c.boot.initrd);
   } else if (c.boot.firmware === 'uefi') {
-    if (!c.ovmfCode || !c.boot.varsFile) throw new Error(`node "${n.name}": UEFI boot needs OVMF code and a variable store`);
+    if (!c.ovmfCode || !c.boot.varsFile) throw new FalconError('INTERNAL', `node "${n.name}": UEFI boot needs OVMF code and a variable store`);
     a.push(
       '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(c.ovmfCode)}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${qemuEscape(c.boot.varsFile)}`,

@@ -59,8 +59,8 @@ describe('frame encoding', () => {
   });
 
   it('refuses ids beyond 64 bits and payloads above the limit', () => {
-    expect(() => encodeFrame(FrameType.Ping, 1n << 64n)).toThrow(RangeError);
-    expect(() => encodeFrame(FrameType.Ping, -1n)).toThrow(RangeError);
+    expect(() => encodeFrame(FrameType.Ping, 1n << 64n)).toThrow(ProtocolError);
+    expect(() => encodeFrame(FrameType.Ping, -1n)).toThrow(ProtocolError);
     expect(() => encodeFrame(FrameType.Stdin, ID, Buffer.alloc(MAX_PAYLOAD + 1))).toThrow(/limit; split it/);
     expect(encodeFrame(FrameType.Stdin, ID, Buffer.alloc(MAX_PAYLOAD)).length).toBe(HEADER_SIZE + MAX_PAYLOAD);
   });
