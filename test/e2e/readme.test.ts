@@ -31,6 +31,8 @@ const PRINTS: Record<string, RegExp> = {
   'npx tsx examples/duo.ts serial piano  # the serial console; ctrl-q leaves': /attached to piano's console; ctrl-q leaves/,
   'npm run example -- solo exec violin cat /opt/cargo-bay/hello.txt   # hello from the host': /^hello from the host\n$/m,
   "npx tsx topo.ts exec violin 'ip addr show eth0'": /^\d+: eth0: /,
+  'npm run example -- softnpu demo': /^switch radix \(asked over ttyS3\): 2$[\s\S]*3 packets transmitted, 3 packets received/m,
+  'npm run example -- softnpu npu scrimlet dump': /ingress\.router\.v4_route\.rtr/,
 };
 
 /** The commands of each console block (lines after `$ `) and sh block (every line), in order. */
@@ -51,6 +53,8 @@ afterAll(() => {
   for (const [cwd, program, state] of [
     [repo, 'examples/duo.ts', examplesState],
     [repo, 'examples/solo.ts', examplesState],
+    [repo, 'examples/softnpu.ts', examplesState],
+    [repo, 'examples/sidecar.ts', examplesState],
     [lab, 'topo.ts', path.join(lab, '.falcon')],
   ] as const) {
     if (existsSync(state)) spawnSync('npx', ['tsx', program, 'destroy'], { cwd, timeout: 120_000, stdio: 'ignore' });
@@ -98,7 +102,7 @@ describe('README.md', () => {
       });
     }
     expect(ran.length).toBeGreaterThanOrEqual(10);
-    for (const name of ['duo', 'solo']) expect(leftovers(new Runner(name, { falconDir: examplesState, persistent: true })), name).toEqual([]);
+    for (const name of ['duo', 'solo', 'softnpu', 'sidecar']) expect(leftovers(new Runner(name, { falconDir: examplesState, persistent: true })), name).toEqual([]);
     expect(leftovers(new Runner('falcon_lab', { falconDir: path.join(lab, '.falcon'), persistent: true }))).toEqual([]);
   });
 });
