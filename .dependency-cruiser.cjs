@@ -1,5 +1,5 @@
-// Layers, imports pointing down only: model -> host -> switch -> guest -> images -> runner -> cli.
-const layers = ['model', 'host', 'switch', 'guest', 'images', 'runner', 'cli'];
+// Layers, imports pointing down only: model -> host -> switch -> guest -> images -> runner -> graph -> cli.
+const layers = ['model', 'host', 'switch', 'guest', 'images', 'runner', 'graph', 'cli'];
 const forbidden = [
   { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
 ];

@@ -17,6 +17,8 @@ export type { SwitchInfo, LinkEndInfo } from './runner/switches.js';
 export type { SoftnpuOptions } from './model/spec.js';
 export { PreflightError } from './runner/preflight.js';
 export { StateFileError } from './runner/state.js';
+export { renderGraph, parseGraphFormat, topologyGraph, toMermaid, toDot, toJson, GRAPH_FORMATS } from './graph/index.js';
+export type { GraphFormat, GraphOptions, RenderGraphOptions, TopologyGraph, GraphNode, GraphEdge, GraphEnd } from './graph/index.js';
 export { run, runWithExtra, runCli } from './cli/program.js';
 export type { ExtraCommand } from './cli/program.js';
 export { Topology, Node, gb, mb } from './model/topology.js';

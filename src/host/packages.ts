@@ -17,6 +17,7 @@ export const HOST_PACKAGES: Record<string, string> = {
   tmux: 'pseudo-terminal tests of the serial console',
   tcpdump: 'watching links',
   iperf3: 'link throughput benchmark',
+  graphviz: 'dot: graph --format svg',
   'ca-certificates': 'image pulls over HTTPS',
 };
 

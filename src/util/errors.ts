@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: { when: 'an option, flag or environment variable has a value Falcon cannot use', fix: 'the message names the option and the values it takes' },
   LOCK_BUSY: { when: 'another falcon command holds the topology (or image) lock', fix: 'wait for it to finish, or delete the lock file the message names if that process is not Falcon' },
   TIMEOUT: { when: 'a wait ran out of time', fix: 'the message says what was awaited; raise the timeout or look at the node' },
+  GRAPHVIZ_MISSING: { when: "graph --format svg needs Graphviz's dot and it is not installed", fix: 'run falcon setup (it installs graphviz), or use --format dot or mermaid' },
   HOST_COMMAND_FAILED: { when: 'a host command (ip, tc, qemu-img, ...) failed; carries command, args, exit code and stderr', fix: 'read its stderr in the message' },
   NETWORK: { when: "the topology's host network cannot be created as declared; every problem is listed", fix: 'fix each listed problem (a missing host interface, a name taken by another topology)' },
   QMP: { when: 'QEMU refused a QMP command', fix: 'the message carries QEMU\'s error class and description' },

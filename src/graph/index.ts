@@ -1,0 +1,57 @@
+/**
+ * The topology graph: `$topo graph [--format mermaid|dot|svg|json]` and `runner.graph(format)`.
+ * Rendering is pure (TopologyInfo in, text out) except SVG, which runs Graphviz's `dot`.
+ */
+import type { ProcessRunner } from '../host/process.js';
+import { FalconError } from '../util/errors.js';
+import { Runner, type TopologyInfo } from '../runner/runner.js';
+import { topologyGraph, type GraphOptions } from './model.js';
+import { GRAPH_FORMATS, dotToSvg, toDot, toJson, toMermaid, type GraphFormat } from './render.js';
+
+export { graphId, topologyGraph } from './model.js';
+export type { GraphEdge, GraphEnd, GraphNode, GraphOptions, TopologyGraph } from './model.js';
+export { GRAPH_FORMATS, dotToSvg, edgeLines, nodeLines, toDot, toJson, toMermaid } from './render.js';
+export type { GraphFormat } from './render.js';
+
+export interface RenderGraphOptions extends GraphOptions {
+  /** Runs `dot` for SVG (default: none, so SVG needs it). */
+  proc?: ProcessRunner;
+  /** For `dot -Tsvg`; default 30 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Check a format name (a CLI option value): one of mermaid, dot, svg, json. */
+export function parseGraphFormat(v: string): GraphFormat {
+  if (!(GRAPH_FORMATS as readonly string[]).includes(v)) {
+    throw new FalconError('INVALID_ARGUMENT', `graph --format takes ${GRAPH_FORMATS.join(', ')}, not "${v}"`);
+  }
+  return v as GraphFormat;
+}
+
+/** The graph of `info` as text in `format`. */
+export async function renderGraph(info: TopologyInfo, format: GraphFormat, o: RenderGraphOptions = {}): Promise<string> {
+  const g = topologyGraph(info, o);
+  if (format === 'mermaid') return toMermaid(g);
+  if (format === 'json') return toJson(g);
+  if (format === 'dot') return toDot(g);
+  if (!o.proc) throw new FalconError('INTERNAL', 'renderGraph: SVG needs a process runner to run dot');
+  return dotToSvg(toDot(g), o.proc, { timeoutMs: o.timeoutMs, signal: o.signal });
+}
+
+declare module '../runner/runner.js' {
+  interface Runner {
+    /**
+     * The topology as a graph in `format` (mermaid, dot, svg or json), from `info()`: nodes with
+     * their image, cores, memory and live status; links with their host interfaces; switches
+     * with their ports. SVG runs Graphviz's `dot` (installed by `falcon setup`).
+     */
+    graph(format?: GraphFormat, options?: GraphOptions & { signal?: AbortSignal }): Promise<string>;
+  }
+}
+
+// The graph layer sits above the runner (it renders what `info()` returns), so it adds this
+// thin method to Runner rather than the runner importing it.
+Runner.prototype.graph = async function graph(this: Runner, format: GraphFormat = 'mermaid', options: GraphOptions & { signal?: AbortSignal } = {}): Promise<string> {
+  return renderGraph(await this.info(), format, { ...options, proc: this.proc });
+};
