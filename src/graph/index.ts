@@ -2,7 +2,7 @@
  * The topology graph: `$topo graph [--format mermaid|dot|svg|json]` and `runner.graph(format)`.
  * Rendering is pure (TopologyInfo in, text out) except SVG, which runs Graphviz's `dot`.
  */
-import type { ProcessRunner } from '../host/process.js';
+import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { FalconError } from '../util/errors.js';
 import { Runner, type TopologyInfo } from '../runner/runner.js';
 import { topologyGraph, type GraphOptions } from './model.js';
@@ -14,7 +14,7 @@ export { GRAPH_FORMATS, dotToSvg, edgeLines, nodeLines, toDot, toJson, toMermaid
 export type { GraphFormat } from './render.js';
 
 export interface RenderGraphOptions extends GraphOptions {
-  /** Runs `dot` for SVG (default: none, so SVG needs it). */
+  /** Runs `dot` for SVG (default: a plain process runner). */
   proc?: ProcessRunner;
   /** For `dot -Tsvg`; default 30 s. */
   timeoutMs?: number;
@@ -35,8 +35,7 @@ export async function renderGraph(info: TopologyInfo, format: GraphFormat, o: Re
   if (format === 'mermaid') return toMermaid(g);
   if (format === 'json') return toJson(g);
   if (format === 'dot') return toDot(g);
-  if (!o.proc) throw new FalconError('INTERNAL', 'renderGraph: SVG needs a process runner to run dot');
-  return dotToSvg(toDot(g), o.proc, { timeoutMs: o.timeoutMs, signal: o.signal });
+  return dotToSvg(toDot(g), o.proc ?? createProcessRunner(), { timeoutMs: o.timeoutMs, signal: o.signal });
 }
 
 declare module '../runner/runner.js' {
