@@ -16,8 +16,8 @@ const info: TopologyInfo = {
     { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running', pid: 10 },
     { name: 's2', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'stopped' },
     { name: 'h1', id: 2, image: 'tiny', cores: 1, memoryMiB: 256, radix: 3, mounts: [], status: 'running', pid: 11 },
-    { name: 'h-2.x', id: 3, image: 'debian-12', cores: 2, memoryMiB: 512, radix: 2, mounts: [], status: 'running', pid: 12 },
-    { name: 'h_2d2_2ex', id: 4, image: 'tiny', cores: 1, memoryMiB: 256, radix: 0, mounts: [], status: 'not launched' },
+    { name: 'h2', id: 3, image: 'debian-12', cores: 2, memoryMiB: 512, radix: 2, mounts: [], status: 'running', pid: 12 },
+    { name: 'h_2', id: 4, image: 'tiny', cores: 1, memoryMiB: 256, radix: 0, mounts: [], status: 'not launched' },
     { name: 'sidecar', id: 5, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running', pid: 13 },
     { name: 'driver', id: 6, image: 'tiny', cores: 1, memoryMiB: 256, radix: 2, mounts: [], status: 'running', pid: 14 },
   ],
@@ -25,9 +25,9 @@ const info: TopologyInfo = {
     {
       kind: 'link',
       a: { node: 'h1', index: 0, ifname: 'fn84d2b7b93e0', altname: 'gfix_h1_vn_sim0', mac: '02:83:4b:63:7f:1b' },
-      b: { node: 'h-2.x', index: 0, ifname: 'fn54b203957e0', altname: 'gfix_h-2.x_vn_sim0', mac: '02:ad:f4:5b:dc:08' },
+      b: { node: 'h2', index: 0, ifname: 'fn54b203957e0', altname: 'gfix_h2_vn_sim0', mac: '02:ad:f4:5b:dc:08' },
     },
-    { kind: 'ext', a: { node: 'h1', index: 1, ifname: 'fn84d2b7b93e1', altname: 'gfix_h1_vn_sim1', mac: '02:7b:a2:7e:24:eb' }, hostIfx: 'eth0', exclusive: false },
+    { kind: 'ext', a: { node: 'h1', index: 1, ifname: 'fn84d2b7b93e1', altname: 'gfix_h1_vn_sim1', mac: '02:7b:a2:7e:24:eb' }, hostIfx: 'br-lan.10', exclusive: false },
     {
       kind: 'softnpu',
       a: { node: 's1', index: -1, ifname: '', altname: '', mac: '', port: 1 },
@@ -37,7 +37,7 @@ const info: TopologyInfo = {
     {
       kind: 'softnpu',
       a: { node: 's2', index: -1, ifname: '', altname: '', mac: '', port: 2 },
-      b: { node: 'h-2.x', index: 1, ifname: '', altname: '', mac: '02:a7:9e:cf:cf:44', socket: sock('h-2.x.nic1') },
+      b: { node: 'h2', index: 1, ifname: '', altname: '', mac: '02:a7:9e:cf:cf:44', socket: sock('h2.nic1') },
     },
     {
       kind: 'sidecar',
@@ -48,7 +48,7 @@ const info: TopologyInfo = {
   interfaces: [],
   switches: [
     sw('s1', 'softnpu', 'sidecar-lite', 'running', ['s1 NIC 0 (CPU, raw)', 'h1 NIC 2', 's2 port 1']),
-    sw('s2', 'softnpu', 'sidecar-lite', 'stopped', ['s2 NIC 0 (CPU, raw)', 's1 port 2', 'h-2.x NIC 1']),
+    sw('s2', 'softnpu', 'sidecar-lite', 'stopped', ['s2 NIC 0 (CPU, raw)', 's1 port 2', 'h2 NIC 1']),
     sw('driver.sidemux', 'sidemux', 'sidemux', 'running', ['sidecar NIC 0 (sidecar)', 'driver NIC 0', 'driver NIC 1']),
   ],
 };
@@ -77,20 +77,20 @@ describe('topology graph model', () => {
       ['n_s1', 'node', 'running'],
       ['n_s2', 'node', 'stopped'],
       ['n_h1', 'node', 'running'],
-      ['n_h_2d2_2ex', 'node', 'running'],
-      ['n_h_5f2d2_5f2ex', 'node', 'not launched'],
+      ['n_h2', 'node', 'running'],
+      ['n_h_5f2', 'node', 'not launched'],
       ['n_sidecar', 'node', 'running'],
       ['n_driver', 'node', 'running'],
       ['sw_s1', 'switch', 'running'],
       ['sw_s2', 'switch', 'stopped'],
       ['sw_driver_2esidemux', 'switch', 'running'],
-      ['host_eth0', 'host', 'host'],
+      ['host_br_2dlan_2e10', 'host', 'host'],
     ]);
-    expect(g.nodes.find((n) => n.name === 'h-2.x')).toMatchObject({ image: 'debian-12', cores: 2, memoryMiB: 512 });
+    expect(g.nodes.find((n) => n.name === 'h2')).toMatchObject({ image: 'debian-12', cores: 2, memoryMiB: 512 });
     expect(g.nodes.find((n) => n.id === 'sw_s1')).toMatchObject({ program: 'sidecar-lite', radix: 2, ports: [{ port: 0, to: 's1 NIC 0 (CPU, raw)' }, { port: 1, to: 'h1 NIC 2' }, { port: 2, to: 's2 port 1' }] });
   });
 
-  it('ids are [A-Za-z0-9_] and distinct even for names that differ only in dashes, dots and underscores', () => {
+  it('ids are [A-Za-z0-9_] and distinct, for switch and host interface names with dots and dashes too', () => {
     const ids = g.nodes.map((n) => n.id);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_]+$/);
     expect(new Set(ids).size).toBe(ids.length);
@@ -100,20 +100,20 @@ describe('topology graph model', () => {
     expect(g.edges.map((e) => [e.kind, e.from.id, e.to.id])).toEqual([
       ['cpu', 'sw_s1', 'n_s1'],
       ['cpu', 'sw_s2', 'n_s2'],
-      ['link', 'n_h1', 'n_h_2d2_2ex'],
-      ['ext', 'n_h1', 'host_eth0'],
+      ['link', 'n_h1', 'n_h2'],
+      ['ext', 'n_h1', 'host_br_2dlan_2e10'],
       ['softnpu', 'sw_s1', 'n_h1'],
       ['softnpu', 'sw_s1', 'sw_s2'],
-      ['softnpu', 'sw_s2', 'n_h_2d2_2ex'],
+      ['softnpu', 'sw_s2', 'n_h2'],
       ['sidecar', 'n_sidecar', 'sw_driver_2esidemux'],
       ['sidecar', 'sw_driver_2esidemux', 'n_driver'],
     ]);
-    expect(edge('n_h1', 'n_h_2d2_2ex')).toMatchObject({
+    expect(edge('n_h1', 'n_h2')).toMatchObject({
       link: 0,
       from: { nic: 0, ifname: 'fn84d2b7b93e0', altname: 'gfix_h1_vn_sim0' },
-      to: { nic: 0, ifname: 'fn54b203957e0', altname: 'gfix_h-2.x_vn_sim0' },
+      to: { nic: 0, ifname: 'fn54b203957e0', altname: 'gfix_h2_vn_sim0' },
     });
-    expect(edge('n_h1', 'host_eth0')).toMatchObject({ link: 1, macvtapMode: 'bridge', from: { ifname: 'fn84d2b7b93e1' } });
+    expect(edge('n_h1', 'host_br_2dlan_2e10')).toMatchObject({ link: 1, macvtapMode: 'bridge', from: { ifname: 'fn84d2b7b93e1' } });
     expect(edge('sw_s1', 'sw_s2')).toMatchObject({ link: 3, from: { port: 2 }, to: { port: 1 } });
     expect(edge('sw_s1', 'n_h1')).toMatchObject({ from: { port: 1 }, to: { nic: 2 } });
     expect(edge('sw_driver_2esidemux', 'n_driver')).toMatchObject({ link: 5, radix: 2, from: { port: 1 }, to: { nic: 0 } });
@@ -135,7 +135,7 @@ describe('topology graph model', () => {
       ['sidecar', ['loss 1%']],
       ['sidecar', ['loss 1%']],
     ]);
-    expect(toMermaid(x)).toContain('|"h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)<br>h-2.x NIC 0: fn54b203957e0 (gfix_h-2.x_vn_sim0)<br>delay 20ms"|');
+    expect(toMermaid(x)).toContain('|"h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)<br>h2 NIC 0: fn54b203957e0 (gfix_h2_vn_sim0)<br>delay 20ms"|');
   });
 });
 
@@ -145,15 +145,15 @@ describe('mermaid', () => {
 
   it('is a flowchart LR whose node and edge lines use sanitized ids and quoted labels', () => {
     expect(lines[0]).toBe('flowchart LR');
-    expect(lines).toContain('  n_h_2d2_2ex["h-2.x<br>debian-12 · 2 cores · 512 MiB<br>running"]');
+    expect(lines).toContain('  n_h2["h2<br>debian-12 · 2 cores · 512 MiB<br>running"]');
     expect(lines).toContain('  sw_s1{{"s1<br>sidecar-lite switch · radix 2<br>running"}}');
-    expect(lines).toContain('  host_eth0[/"host eth0"/]');
-    expect(lines).toContain('  n_h1 ---|"h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)<br>h-2.x NIC 0: fn54b203957e0 (gfix_h-2.x_vn_sim0)"| n_h_2d2_2ex');
-    expect(lines).toContain('  n_h1 ---|"h1 NIC 1: fn84d2b7b93e1 (gfix_h1_vn_sim1)<br>macvtap bridge on eth0"| host_eth0');
+    expect(lines).toContain('  host_br_2dlan_2e10[/"host br-lan.10"/]');
+    expect(lines).toContain('  n_h1 ---|"h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)<br>h2 NIC 0: fn54b203957e0 (gfix_h2_vn_sim0)"| n_h2');
+    expect(lines).toContain('  n_h1 ---|"h1 NIC 1: fn84d2b7b93e1 (gfix_h1_vn_sim1)<br>macvtap bridge on br-lan.10"| host_br_2dlan_2e10');
     expect(lines).toContain('  sw_s1 ---|"s1 port 2<br>s2 port 1"| sw_s2');
     expect(lines).toContain('  sw_s1 -.-|"s1 port 0 (CPU)"| n_s1');
     expect(lines).toContain('  sw_driver_2esidemux ---|"driver.sidemux ports 1-2<br>driver NICs 0-1<br>sidemux radix 2"| n_driver');
-    expect(lines).toContain('  class n_h_5f2d2_5f2ex notlaunched');
+    expect(lines).toContain('  class n_h_5f2 notlaunched');
     // Every line after the header is a node, an edge, a classDef or a class line; ids never carry '-' or '.'.
     for (const l of lines.slice(1)) expect(l).toMatch(/^ {2}([A-Za-z0-9_]+(\[|\{\{|\[\/| -)|classDef |class [A-Za-z0-9_,]+ \w+$)/);
   });
@@ -170,8 +170,8 @@ describe('dot', () => {
   it('is an undirected graph with a quoted node statement per node and an edge per link end pair', () => {
     expect(d.startsWith('graph "gfix" {\n  rankdir=LR;\n')).toBe(true);
     expect(d.trimEnd().endsWith('}')).toBe(true);
-    expect(d).toContain('  "n_h_2d2_2ex" [shape=box, style="filled,rounded", fillcolor="#d9f2d9", label="h-2.x\\ndebian-12 · 2 cores · 512 MiB\\nrunning"];');
-    expect(d).toContain('  "n_h1" -- "n_h_2d2_2ex" [label="h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)\\nh-2.x NIC 0: fn54b203957e0 (gfix_h-2.x_vn_sim0)"];');
+    expect(d).toContain('  "n_h2" [shape=box, style="filled,rounded", fillcolor="#d9f2d9", label="h2\\ndebian-12 · 2 cores · 512 MiB\\nrunning"];');
+    expect(d).toContain('  "n_h1" -- "n_h2" [label="h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)\\nh2 NIC 0: fn54b203957e0 (gfix_h2_vn_sim0)"];');
     expect(d).toContain('  "sw_s1" -- "n_s1" [label="s1 port 0 (CPU)", style=dashed];');
     expect(d.match(/ -- /g)).toHaveLength(g.edges.length);
   });
@@ -181,7 +181,7 @@ describe('dot', () => {
     const svg = execFileSync('dot', ['-Tsvg'], { input: toDot(topologyGraph({ ...info, name: 'we"ird\\name' })), encoding: 'utf8', timeout: 30_000 });
     expect(svg).toContain('<svg');
     const text = svg.replace(/&#(\d+);/g, (_m, c: string) => String.fromCharCode(Number(c)));
-    for (const n of ['h-2.x', 'driver.sidemux', 'host eth0', 's1 port 0 (CPU)']) expect(text).toContain(`>${n}<`);
+    for (const n of ['h2', 'driver.sidemux', 'host br-lan.10', 's1 port 0 (CPU)']) expect(text).toContain(`>${n}<`);
   });
 });
 
@@ -211,7 +211,7 @@ describe('json, svg and the CLI', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-graph-'));
     try {
       const r = new Runner('graphcli', { falconDir: path.join(dir, '.falcon'), logger: silentLogger, imageDir: path.join(dir, 'images') });
-      r.link(r.node('a-1', 'tiny', 1, 256), r.node('b.2', 'tiny', 1, 256));
+      r.link(r.node('a_1', 'tiny', 1, 256), r.node('b', 'tiny', 1, 256));
       const cli = async (argv: string[]) => {
         let out = '';
         let err = '';
@@ -220,11 +220,11 @@ describe('json, svg and the CLI', () => {
       };
       const m = await cli(['graph']);
       expect(m.code).toBe(0);
-      expect(m.out).toMatch(/^flowchart LR\n {2}n_a_2d1\["a-1<br>tiny · 1 core · 256 MiB<br>not launched"\]\n/);
+      expect(m.out).toMatch(/^flowchart LR\n {2}n_a_5f1\["a_1<br>tiny · 1 core · 256 MiB<br>not launched"\]\n/);
       const file = path.join(dir, 'g.json');
       expect((await cli(['graph', '--format', 'json', '-o', file])).code).toBe(0);
       const j = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { name: string; status: string }[]; edges: { kind: string; from: { ifname: string } }[] };
-      expect(j.nodes.map((n) => [n.name, n.status])).toEqual([['a-1', 'not launched'], ['b.2', 'not launched']]);
+      expect(j.nodes.map((n) => [n.name, n.status])).toEqual([['a_1', 'not launched'], ['b', 'not launched']]);
       expect(j.edges.map((e) => e.kind)).toEqual(['link']);
       expect(j.edges[0]!.from.ifname).toBe((await r.info()).links[0]!.a.ifname);
       const bad = await cli(['graph', '--format', 'png']);
