@@ -1,10 +1,12 @@
 /**
- * The topology graph: `$topo graph [--format mermaid|dot|svg|json]` and `runner.graph(format)`.
+ * The topology graph: `$topo graph [--format mermaid|dot|svg|json]`, and from the API
+ * `renderGraph(await runner.info(), format)` (this layer sits above the runner: it draws what
+ * `info()` returns).
  * Rendering is pure (TopologyInfo in, text out) except SVG, which runs Graphviz's `dot`.
  */
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { FalconError } from '../util/errors.js';
-import { Runner, type TopologyInfo } from '../runner/runner.js';
+import type { TopologyInfo } from '../runner/runner.js';
 import { topologyGraph, type GraphOptions } from './model.js';
 import { GRAPH_FORMATS, dotToSvg, toDot, toJson, toMermaid, type GraphFormat } from './render.js';
 
@@ -37,20 +39,3 @@ export async function renderGraph(info: TopologyInfo, format: GraphFormat, o: Re
   if (format === 'dot') return toDot(g);
   return dotToSvg(toDot(g), o.proc ?? createProcessRunner(), { timeoutMs: o.timeoutMs, signal: o.signal });
 }
-
-declare module '../runner/runner.js' {
-  interface Runner {
-    /**
-     * The topology as a graph in `format` (mermaid, dot, svg or json), from `info()`: nodes with
-     * their image, cores, memory and live status; links with their host interfaces; switches
-     * with their ports. SVG runs Graphviz's `dot` (installed by `falcon setup`).
-     */
-    graph(format?: GraphFormat, options?: GraphOptions & { signal?: AbortSignal }): Promise<string>;
-  }
-}
-
-// The graph layer sits above the runner (it renders what `info()` returns), so it adds this
-// thin method to Runner rather than the runner importing it.
-Runner.prototype.graph = async function graph(this: Runner, format: GraphFormat = 'mermaid', options: GraphOptions & { signal?: AbortSignal } = {}): Promise<string> {
-  return renderGraph(await this.info(), format, { ...options, proc: this.proc });
-};

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mb, runCli, type Runner, type TopologyGraph } from '../../src/index.js';
+import { mb, renderGraph, runCli, type Runner, type TopologyGraph } from '../../src/index.js';
 import { leftovers, newRunner, tempDir } from './helpers.js';
 
 async function cli(d: Runner, argv: string[]): Promise<string> {
@@ -53,7 +53,7 @@ describe('graph of a running topology', () => {
       ['gr_a', 'running'],
       ['grb', 'stopped'],
     ]);
-    expect(await d.graph('mermaid')).toContain('n_grb["grb<br>tiny · 1 core · 256 MiB<br>stopped"]');
+    expect(await renderGraph(await d.info(), 'mermaid')).toContain('n_grb["grb<br>tiny · 1 core · 256 MiB<br>stopped"]');
   });
 
   it('--format svg -o FILE writes an SVG naming both nodes', async () => {
