@@ -1,6 +1,6 @@
 /**
  * tcpdump on a host interface, through the process layer (argument arrays, a timeout, an
- * AbortSignal). `-U` flushes the pcap output per packet, so `-w - | wireshark -k -i -` shows
+ * AbortSignal). `--immediate-mode` and `-U` flush the pcap output per packet, so `-w - | wireshark -k -i -` shows
  * each frame as it passes; `-l` does the same for text lines.
  */
 import { HostCommandError, type ProcessRunner } from './process.js';
@@ -20,6 +20,8 @@ export function tcpdumpArgs(ifname: string, o: TcpdumpOptions): string[] {
     '-i',
     ifname,
     '-n',
+    // Frames reach us as they pass, not in ring-buffer blocks: a stop loses none, a viewer waits for none.
+    '--immediate-mode',
     ...(o.pcap ? ['-U', '-w', '-'] : ['-l']),
     ...(o.count !== undefined ? ['-c', String(o.count)] : []),
     // The filter words after "--", so none is taken for an option.

@@ -90,9 +90,9 @@ describe('capture endpoints', () => {
 
 describe('tcpdump arguments', () => {
   it('pcap to stdout flushed per packet, text lines, count, and filter words after --', () => {
-    expect(tcpdumpArgs('fnabc', { pcap: true })).toEqual(['-i', 'fnabc', '-n', '-U', '-w', '-']);
+    expect(tcpdumpArgs('fnabc', { pcap: true })).toEqual(['-i', 'fnabc', '-n', '--immediate-mode', '-U', '-w', '-']);
     expect(tcpdumpArgs('fnabc', { pcap: false, count: 3, filter: ['icmp', 'and', 'host', '10.0.0.1'] })).toEqual([
-      '-i', 'fnabc', '-n', '-l', '-c', '3', '--', 'icmp', 'and', 'host', '10.0.0.1',
+      '-i', 'fnabc', '-n', '--immediate-mode', '-l', '-c', '3', '--', 'icmp', 'and', 'host', '10.0.0.1',
     ]);
     // A filter word that looks like an option stays a filter word.
     expect(tcpdumpArgs('x', { pcap: true, filter: ['-r', '/etc/shadow'] }).slice(-3)).toEqual(['--', '-r', '/etc/shadow']);
