@@ -45,3 +45,8 @@ export { ImageStore } from './images/store.js';
 export type { ImageMeta } from './images/types.js';
 export { consoleLogger, memoryLogger, silentLogger } from './util/log.js';
 export type { Logger, LogEvent, Level } from './util/log.js';
+export type { CaptureOptions, CaptureResult } from './runner/capture.js';
+export { captureEndpoints, resolveEndpoint } from './model/capture.js';
+export type { CaptureEndpoint } from './model/capture.js';
+export { PcapReader, readPcap, readPcapng, summarizeFrame } from './host/pcap.js';
+export type { PcapPacket, PcapHeader, Pcapng } from './host/pcap.js';

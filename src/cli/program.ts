@@ -11,6 +11,7 @@ import { formatInfo, formatChecks } from './format.js';
 import { imageCommand } from './image-commands.js';
 import { npuCommand } from './npu-commands.js';
 import { graphCommand } from './graph-command.js';
+import { captureCommand } from './capture-command.js';
 import { setupHost } from '../runner/setup.js';
 import { initProject } from './init.js';
 
@@ -278,6 +279,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
   program.addCommand(imageCommand(() => ({ store: r().store, log: r().log })));
   program.addCommand(npuCommand(() => ({ runner: r(), stdout: ctx.stdout })));
   program.addCommand(graphCommand(() => ({ runner: r(), stdout: ctx.stdout })));
+  program.addCommand(captureCommand(() => ({ runner: r(), stdout: ctx.stdout })));
 
   if (!runner) {
     program

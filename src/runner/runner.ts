@@ -36,6 +36,8 @@ import { readState, writeState, STATE_VERSION, type NodeState, type RunState } f
 import { logTails, vmFiles } from './vm.js';
 import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchContext, type SwitchInfo } from './switches.js';
 import { FalconError } from '../util/errors.js';
+import { captureEndpoints, resolveEndpoint } from '../model/capture.js';
+import { captureAll, captureOne, type CaptureOptions, type CaptureResult } from './capture.js';
 
 export interface RunnerOptions {
   /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
@@ -724,6 +726,29 @@ export class Runner extends Topology implements AsyncDisposable {
   async npuOf(node: NodeRef): Promise<NpuControl> {
     await this.effectiveSpec();
     return this.npu(node);
+  }
+
+  /**
+   * Capture the frames of one NIC, `node:index` or its altname (`info` lists them): pcap to
+   * `output` (a path or a function), or one summary line per frame to `onLine`. Ends on
+   * `signal`, `count` or `durationMs`; resolves once tcpdump has exited and the file is complete.
+   *
+   * ```ts
+   * const ac = new AbortController();
+   * const done = d.capture('violin:0', { output: 'violin.pcap', filter: ['icmp'], signal: ac.signal });
+   * ...; ac.abort(); await done;
+   * ```
+   * @throws FalconError CAPTURE_ENDPOINT for an endpoint the topology does not have.
+   */
+  async capture(endpoint: string, opts: CaptureOptions = {}): Promise<CaptureResult> {
+    const spec = await this.effectiveSpec();
+    return captureOne({ proc: this.proc, paths: this.paths, log: this.log }, resolveEndpoint(spec, endpoint), opts);
+  }
+
+  /** Capture every NIC of the topology into one pcapng at `output`, one interface per NIC named by its altname. */
+  async captureAll(opts: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
+    const spec = await this.effectiveSpec();
+    return captureAll({ proc: this.proc, paths: this.paths, log: this.log }, captureEndpoints(spec), opts);
   }
 
   /** The analogue of the original's Drop: a non-persistent runner destroys its topology. */
