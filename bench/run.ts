@@ -57,7 +57,7 @@ function parseArgs(argv: string[]): { opts: BenchOptions; only: Section[] } {
     else if (a.startsWith('--npu-cap')) {
       opts.npuCapBytes = Number(value());
       if (!Number.isInteger(opts.npuCapBytes) || opts.npuCapBytes <= 0) throw new Error(`--npu-cap needs a positive number of bytes\n${USAGE}`);
-    }    else if (a.startsWith('--only')) {
+    } else if (a.startsWith('--only')) {
       const names = value().split(',').map((s) => s.trim()).filter(Boolean);
       const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
       if (bad.length) throw new Error(`unknown section ${bad.join(', ')}; sections are ${SECTIONS.join(', ')}`);
