@@ -32,6 +32,9 @@ const RUNGS = [
   { key: 'router', what: 'sidecar-lite router (scrimlet)', dst: '10.3.2.2', npu: 's' },
 ] as const;
 type Rung = (typeof RUNGS)[number];
+/** Bits of /sys/class/net/NIC/device/features (the virtio spec's feature numbers). */
+const VIRTIO_NET_F_CSUM = 0;
+const VIRTIO_NET_F_HOST_TSO4 = 11;
 
 interface Sample {
   rung: Rung['key'];
@@ -46,6 +49,8 @@ interface Sample {
   /** Frames the switch dropped during the transfer, per port (backpressure, disconnected, oversize). */
   drops?: { port: number; backpressure: number; disconnected: number; oversize: number }[];
   pipelineDropped?: number;
+  /** Mean size of the frames the switch received from a (port 1) during the transfer. */
+  bytesPerFrameFromA?: number;
 }
 
 /** utime + stime of a process in seconds. */
@@ -147,6 +152,9 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
       const st1 = await r.npu(rung.npu!).stats();
       sample.drops = dropDelta(st0!, st1);
       sample.pipelineDropped = st1.pipeline.dropped - st0!.pipeline.dropped;
+      const p0 = st0!.ports.find((p) => p.port === 1);
+      const p1 = st1.ports.find((p) => p.port === 1);
+      if (p0 && p1 && p1.rxFrames > p0.rxFrames) sample.bytesPerFrameFromA = (p1.rxBytes - p0.rxBytes) / (p1.rxFrames - p0.rxFrames);
     }
     return sample;
   };
@@ -163,6 +171,18 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
       samples.push(await withTimeout((seconds + 300) * 1000, `measurement over the ${rung.what}`, ctx.signal, () => measure(rung, round)));
     }
   }
+  // Why a stream NIC is slower than a tap: the virtio-net features a's NICs negotiated (a tap
+  // has a vnet header: checksum offload and TSO; a stream netdev has none).
+  const features = await sh('a', 'for n in eth0 eth1 eth2; do echo "$n $(cat /sys/class/net/$n/device/features)"; done');
+  const offload = Object.fromEntries(
+    features
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [nic, bits = ''] = l.trim().split(' ');
+        return [nic!, { csum: bits[VIRTIO_NET_F_CSUM] === '1', tso4: bits[VIRTIO_NET_F_HOST_TSO4] === '1' }] as const;
+      }),
+  );
   const finalStats = Object.fromEntries(await Promise.all(['w', 's'].map(async (n) => [n, await r.npu(n).stats()] as const)));
 
   const of = (k: Rung['key']) => samples.filter((x) => x.rung === k);
@@ -201,8 +221,13 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
       },
     );
   }
+  const nicOffload = Object.entries(offload)
+    .map(([nic, o]) => `${nic} ${o.csum ? 'csum' : 'no csum'}/${o.tso4 ? 'TSO' : 'no TSO'}`)
+    .join(', ');
+  const frame = stats(samples.flatMap((x) => (x.bytesPerFrameFromA ? [x.bytesPerFrameFromA] : []))).median;
+  rows[0]!.note += `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite); frames from a at the switch: ${frame.toFixed(0)} B on average`;
   rows[rows.length - 1]!.note = `baseline: the kernel link between the same two VMs, measured in the same rounds (order ${RUNGS.map((x) => x.key).join(',')} then reversed)`;
-  return { rows, data: { image, fallback, seconds, rounds, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
+  return { rows, data: { image, fallback, seconds, rounds, offload, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
 }
 
 function dropDelta(before: SwitchStats, after: SwitchStats): NonNullable<Sample['drops']> {
