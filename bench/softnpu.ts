@@ -49,7 +49,7 @@ interface Sample {
   /** Frames the switch dropped during the transfer, per port (backpressure, disconnected, oversize). */
   drops?: { port: number; backpressure: number; disconnected: number; oversize: number }[];
   pipelineDropped?: number;
-  /** Mean size of the frames the switch received from a (port 1) during the transfer. */
+  /** Mean size of the frames a sent during the transfer: as the switch received them (port 1), or as its tap did (kernel link). */
   bytesPerFrameFromA?: number;
 }
 
@@ -82,6 +82,11 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   ctx.progress(`launching a, b (${image}) and the switch nodes w (wire), s (sidecar-lite) (tiny)`);
   await withTimeout(600_000, `launch of ${r.name}`, ctx.signal, (signal) => r.launch({ signal }));
 
+  const tapA = (await r.info()).links.find((l) => l.kind === 'link')!.a.ifname;
+  const tapRx = async () => {
+    const f = (c: string) => fs.readFile(`/sys/class/net/${tapA}/statistics/${c}`, 'utf8').then(Number);
+    return { bytes: await f('rx_bytes'), packets: await f('rx_packets') };
+  };
   const sh = async (node: string, cmd: string, timeoutMs = 60_000) => (await r.succeed(node, cmd, { timeoutMs, signal: ctx.signal })).stdout;
   const switches = async () => new Map((await r.info()).switches.map((x) => [x.node, x]));
 
@@ -145,8 +150,11 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     if (rung.npu && !sw?.pid) throw new Error(`the switch of ${rung.npu} is not running`);
     const st0 = sw ? await r.npu(rung.npu!).stats() : undefined;
     const cpu0 = sw ? await cpuSeconds(sw.pid!) : 0;
+    const tap0 = await tapRx();
     const t = await transfer(rung.dst);
+    const tap1 = await tapRx();
     const sample: Sample = { rung: rung.key, round, bitsPerSecond: t.bps, rttMs, seconds: t.seconds, retransmits: t.retransmits };
+    if (!sw && tap1.packets > tap0.packets) sample.bytesPerFrameFromA = (tap1.bytes - tap0.bytes) / (tap1.packets - tap0.packets);
     if (sw) {
       sample.switchCpuS = (await cpuSeconds(sw.pid!)) - cpu0;
       const st1 = await r.npu(rung.npu!).stats();
@@ -224,8 +232,10 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   const nicOffload = Object.entries(offload)
     .map(([nic, o]) => `${nic} ${o.csum ? 'csum' : 'no csum'}/${o.tso4 ? 'TSO' : 'no TSO'}`)
     .join(', ');
-  const frame = stats(samples.flatMap((x) => (x.bytesPerFrameFromA ? [x.bytesPerFrameFromA] : []))).median;
-  rows[0]!.note += `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite); frames from a at the switch: ${frame.toFixed(0)} B on average`;
+  const frame = (k: Rung['key']) => stats(of(k).flatMap((x) => (x.bytesPerFrameFromA ? [x.bytesPerFrameFromA] : []))).median.toFixed(0);
+  rows[0]!.note +=
+    `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite); ` +
+    `mean frame a sent: ${frame('kernel')} B on the tap, ${frame('wire')} B at the wire switch, ${frame('router')} B at sidecar-lite`;
   rows[rows.length - 1]!.note = `baseline: the kernel link between the same two VMs, measured in the same rounds (order ${RUNGS.map((x) => x.key).join(',')} then reversed)`;
   return { rows, data: { image, fallback, seconds, rounds, offload, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
 }
