@@ -22,7 +22,7 @@ import type { Runner } from '../src/index.js';
 import { DEFAULT_BACKPRESSURE_BYTES } from '../src/switch/link.js';
 import { switchCommand, type SwitchStats } from '../src/switch/index.js';
 import { retry } from '../src/util/retry.js';
-import { fmtBytes, mb, netImage, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
+import { errorText, fmtBytes, mb, netImage, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
 
 const PORT = 5201;
 const NAME = 'bench_npu';
@@ -176,7 +176,15 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   const samples: Sample[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const rung of round % 2 ? [...RUNGS].reverse() : RUNGS) {
-      samples.push(await withTimeout((seconds + 300) * 1000, `measurement over the ${rung.what}`, ctx.signal, () => measure(rung, round)));
+      try {
+        samples.push(await withTimeout((seconds + 300) * 1000, `measurement over the ${rung.what}`, ctx.signal, () => measure(rung, round)));
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        // Say what the NICs looked like: a stalled queue shows in the guests' and the tap's counters.
+        const diag = await Promise.all(['a', 'b'].map((n) => sh(n, 'ip -s link show dev eth0; ip -s link show dev eth1', 30_000).catch((x: unknown) => String(x))));
+        const tap = await tapRx().catch(() => undefined);
+        throw new Error(`${errorText(e)}\n  a: ${diag[0]}\n  b: ${diag[1]}\n  tap ${tapA} rx: ${JSON.stringify(tap)}`, { cause: e });
+      }
     }
   }
   // Why a stream NIC is slower than a tap: the virtio-net features a's NICs negotiated (a tap
