@@ -174,19 +174,25 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     if (!busybox) for (const rung of RUNGS) await sh('a', `iperf3 -c ${rung.dst} -p ${PORT} -t 2`, 120_000);
   });
   const samples: Sample[] = [];
+  // A failed measurement is recorded with the NICs' counters and the rounds go on: one stalled
+  // rung must not throw away the others' figures.
+  const failures: { rung: Rung['key']; round: number; error: string }[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const rung of round % 2 ? [...RUNGS].reverse() : RUNGS) {
       try {
         samples.push(await withTimeout((seconds + 300) * 1000, `measurement over the ${rung.what}`, ctx.signal, () => measure(rung, round)));
       } catch (e) {
         if (ctx.signal.aborted) throw e;
-        // Say what the NICs looked like: a stalled queue shows in the guests' and the tap's counters.
+        // A stalled queue shows in the guests' and the tap's counters.
         const diag = await Promise.all(['a', 'b'].map((n) => sh(n, 'ip -s link show dev eth0; ip -s link show dev eth1', 30_000).catch((x: unknown) => String(x))));
         const tap = await tapRx().catch(() => undefined);
-        throw new Error(`${errorText(e)}\n  a: ${diag[0]}\n  b: ${diag[1]}\n  tap ${tapA} rx: ${JSON.stringify(tap)}`, { cause: e });
+        failures.push({ rung: rung.key, round, error: `${errorText(e)}\n  a: ${diag[0]}\n  b: ${diag[1]}\n  tap ${tapA} rx: ${JSON.stringify(tap)}` });
+        ctx.progress(`round ${round + 1}, ${rung.what} FAILED (recorded, going on): ${errorText(e)}`);
       }
     }
   }
+  for (const rung of RUNGS) if (!samples.some((x) => x.rung === rung.key)) throw new Error(`every measurement over the ${rung.what} failed: ${failures.find((f) => f.rung === rung.key)?.error}`);
+
   // Why a stream NIC is slower than a tap: the virtio-net features a's NICs negotiated (a tap
   // has a vnet header: checksum offload and TSO; a stream netdev has none).
   const features = await sh('a', 'for n in eth0 eth1 eth2; do echo "$n $(cat /sys/class/net/$n/device/features)"; done');
@@ -244,8 +250,10 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   rows[0]!.note +=
     `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite); ` +
     `mean frame a sent: ${frame('kernel')} B on the tap, ${frame('wire')} B at the wire switch, ${frame('router')} B at sidecar-lite`;
-  rows[rows.length - 1]!.note = `baseline: the kernel link between the same two VMs, measured in the same rounds (order ${RUNGS.map((x) => x.key).join(',')} then reversed)`;
-  return { rows, data: { image, fallback, seconds, rounds, offload, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
+  rows[rows.length - 1]!.note =
+    `baseline: the kernel link between the same two VMs, measured in the same rounds (order ${RUNGS.map((x) => x.key).join(',')} then reversed)` +
+    (failures.length ? `; FAILED measurements (in the JSON, with the NICs' counters): ${failures.map((f) => `${f.rung} round ${f.round + 1}`).join(', ')}` : '');
+  return { rows, data: { image, fallback, seconds, rounds, offload, failures, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
 }
 
 function dropDelta(before: SwitchStats, after: SwitchStats): NonNullable<Sample['drops']> {
