@@ -153,6 +153,8 @@ export interface BenchOptions {
   netImage: string;
   noBuild: boolean;
   keepBigImage: boolean;
+  /** softnpu section: restart its switches with this per-port backpressure cap (bytes) before measuring. */
+  npuCapBytes?: number;
 }
 
 /** What every section gets. */
@@ -173,6 +175,29 @@ export interface Ctx {
   runner(name: string): Runner;
   /** iterations: the full count, or the quick one. */
   n(full: number, quick: number): number;
+}
+
+/**
+ * The image of the sections that measure links (net, softnpu): --net-image, with debian-12
+ * built when missing (unless --no-build); tiny, with the reason, when it cannot be had.
+ */
+export async function netImage(ctx: Ctx): Promise<{ image: string; fallback?: string }> {
+  const image = ctx.opts.netImage;
+  if (image !== 'debian-12' || (await ctx.store.has(image))) return { image };
+  let fallback: string | undefined;
+  if (ctx.opts.noBuild) fallback = 'debian-12 is not in the store and --no-build was given';
+  else {
+    ctx.progress('debian-12 is not in the store: building it (a few minutes)');
+    try {
+      await withTimeout(30 * 60_000, 'building debian-12', ctx.signal, (signal) => ctx.store.ensure('debian-12', signal));
+      return { image };
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      fallback = `building debian-12 failed: ${errorText(e)}`;
+    }
+  }
+  ctx.progress(`falling back to tiny + busybox nc (${fallback})`);
+  return { image: 'tiny', fallback };
 }
 
 /** A LIFO stack of undo steps; each failure is reported, none stops the others. */

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { wireCommand } from '../src/host/net.js';
 import type { Runner } from '../src/index.js';
 import { retry } from '../src/util/retry.js';
-import { errorText, gb, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
+import { gb, netImage, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
 
 const PORT = 5201;
 
@@ -52,24 +52,7 @@ async function rtt(r: Runner, addr: string, signal: AbortSignal, busybox: boolea
 }
 
 export async function netSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<string, unknown> }> {
-  let image = ctx.opts.netImage;
-  let fallback: string | undefined;
-  if (image === 'debian-12' && !(await ctx.store.has(image))) {
-    if (ctx.opts.noBuild) fallback = 'debian-12 is not in the store and --no-build was given';
-    else {
-      ctx.progress('debian-12 is not in the store: building it (a few minutes)');
-      try {
-        await withTimeout(30 * 60_000, 'building debian-12', ctx.signal, (signal) => ctx.store.ensure('debian-12', signal));
-      } catch (e) {
-        if (ctx.signal.aborted) throw e;
-        fallback = `building debian-12 failed: ${errorText(e)}`;
-      }
-    }
-    if (fallback) {
-      image = 'tiny';
-      ctx.progress(`falling back to tiny + busybox nc (${fallback})`);
-    }
-  }
+  const { image, fallback } = await netImage(ctx);
   const busybox = image === 'tiny';
   const seconds = ctx.n(10, 5);
   const rounds = ctx.n(3, 1);

@@ -4,7 +4,7 @@
  *
  *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
- *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, startup, disk, net, memory
+ *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, startup, disk, net, memory, softnpu
  *
  * Every step has a timeout; a failed section is reported in the table and the run goes on;
  * everything launched is destroyed at the end, also on ctrl-c.
@@ -22,16 +22,18 @@ import { execSection } from './exec.js';
 import { launchAndDestroy } from './launch.js';
 import { memorySection } from './memory.js';
 import { netSection } from './net.js';
+import { softnpuSection } from './softnpu.js';
 import { startupSection } from './startup.js';
 import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
-const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net'] as const;
+const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net', 'softnpu'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--no-build] [--keep-big-image] [--verbose]
+const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--npu-cap BYTES] [--no-build] [--keep-big-image] [--verbose]
   --quick           fewer iterations (a smoke run: ~2-3 min)
   --only a,b        run these sections only
-  --net-image NAME  image for the link throughput section (default debian-12; tiny uses busybox nc)
+  --net-image NAME  image of the nodes of the net and softnpu sections (default debian-12; tiny uses busybox nc)
+  --npu-cap BYTES   softnpu: restart its switches with this backpressure cap per port before measuring
   --no-build        do not build debian-12 when it is missing (fall back to tiny)
   --keep-big-image  keep the synthetic 4 GiB image "bench-big4g" in the store for the next run
   --verbose         print Falcon's own progress lines
@@ -52,7 +54,10 @@ function parseArgs(argv: string[]): { opts: BenchOptions; only: Section[] } {
     else if (a === '--no-build') opts.noBuild = true;
     else if (a === '--keep-big-image') opts.keepBigImage = true;
     else if (a.startsWith('--net-image')) opts.netImage = value();
-    else if (a.startsWith('--only')) {
+    else if (a.startsWith('--npu-cap')) {
+      opts.npuCapBytes = Number(value());
+      if (!Number.isInteger(opts.npuCapBytes) || opts.npuCapBytes <= 0) throw new Error(`--npu-cap needs a positive number of bytes\n${USAGE}`);
+    } else if (a.startsWith('--only')) {
       const names = value().split(',').map((s) => s.trim()).filter(Boolean);
       const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
       if (bad.length) throw new Error(`unknown section ${bad.join(', ')}; sections are ${SECTIONS.join(', ')}`);
@@ -164,6 +169,7 @@ async function main(): Promise<number> {
       memory: () => memorySection(ctx),
       disk: () => diskSection(ctx),
       net: () => netSection(ctx),
+      softnpu: () => softnpuSection(ctx),
     };
     for (const name of only) {
       if (ac.signal.aborted) {
