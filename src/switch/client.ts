@@ -15,6 +15,7 @@ import net from 'node:net';
 import { ERROR_CODES, FalconError, type FalconErrorCode } from '../util/errors.js';
 import type { CapturedFrame, ControlReply, ControlRequest, SwitchStats } from './control-protocol.js';
 import type { TableAddRequest, TableDump, TableRemoveRequest } from './encoding.js';
+import { LINKTYPE_ETHERNET, pcapGlobalHeader, pcapRecordOf } from '../host/pcap.js';
 
 export interface ClientOptions {
   timeoutMs?: number;
@@ -170,24 +171,11 @@ export async function switchRequest(path: string, req: ControlRequest, o: Client
 
 /** A pcap file header for Ethernet frames. */
 export function pcapHeader(snaplen = 65535): Buffer {
-  const b = Buffer.alloc(24);
-  b.writeUInt32LE(0xa1b2c3d4, 0);
-  b.writeUInt16LE(2, 4);
-  b.writeUInt16LE(4, 6);
-  b.writeUInt32LE(snaplen, 16);
-  b.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
-  return b;
+  return pcapGlobalHeader(LINKTYPE_ETHERNET, snaplen);
 }
 
 /** One captured frame as a pcap record. */
 export function pcapRecord(f: CapturedFrame): Buffer {
   const data = Buffer.from(f.hex, 'hex');
-  const b = Buffer.alloc(16 + data.length);
-  const sec = Math.floor(f.time);
-  b.writeUInt32LE(sec, 0);
-  b.writeUInt32LE(Math.round((f.time - sec) * 1e6) % 1_000_000, 4);
-  b.writeUInt32LE(data.length, 8);
-  b.writeUInt32LE(data.length, 12);
-  data.copy(b, 16);
-  return b;
+  return pcapRecordOf({ timeUs: BigInt(Math.round(f.time * 1e6)), data, origLen: data.length });
 }
