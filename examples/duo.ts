@@ -1,5 +1,5 @@
 // The original's duo: two nodes and a link between them.
-//   npx tsx examples/duo.ts launch | info | exec violin 'ip -br link' | serial violin | destroy
+//   npx tsx examples/duo.ts launch | info | exec violin 'ip addr show eth0' | serial violin | destroy
 import { Runner, gb, run } from '../src/index.ts';
 
 const d = new Runner('duo');
