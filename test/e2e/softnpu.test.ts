@@ -229,7 +229,7 @@ describe('SoftNPU tfports', () => {
 });
 
 describe('sidemux', () => {
-  it('carries frames between a driver with radix 4 and its sidecar with the sidecar header; survives a driver restart; destroy leaves nothing', async () => {
+  it('carries frames between a driver with radix 4 and its sidecar with the sidecar header; survives a driver restart, a killed sidemux and a sidecar restart; destroy leaves nothing', async () => {
     const d = newRunner('sme2e', tempDir('sidemux'));
     const sidecar = d.node('sidecar', 'tiny', 1, mb(256));
     const driver = d.node('driver', 'tiny', 1, mb(256));
@@ -271,7 +271,7 @@ describe('sidemux', () => {
       const rx = async () => Number((await d.succeed(sidecar, 'cat /sys/class/net/eth0/statistics/rx_packets')).stdout.trim());
       const rxBefore = await rx();
       const fromNic2 = async () => {
-        await d.succeed(driver, 'ip link set eth2 up && ip addr add 10.8.0.1/24 dev eth2');
+        await d.succeed(driver, 'ip link set eth2 up && ip addr replace 10.8.0.1/24 dev eth2');
         await d.exec(driver, 'ping -c 1 -W 1 10.8.0.2'); // unanswered: its ARP requests are what we look for
         return fromDriver((h) => h.etherType === 0x0806 && h.egress === 2, 'ARP request from NIC 2');
       };
@@ -287,6 +287,32 @@ describe('sidemux', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(await fromNic2()).toMatchObject({ egress: 2 });
       await cap.stop();
+
+      // The sidemux switch killed by its pid: hyperstart brings it back, and frames flow again.
+      const pid = (await switchPid(d))!;
+      process.kill(pid, 'SIGKILL');
+      await retry({ what: 'waiting for the sidemux to die', deadlineMs: 10_000, delayMs: 50 }, async () => {
+        if (pidAlive(pid) && (await switchPid(d)) === pid) throw new Error('still running');
+      });
+      await d.hyperstart();
+      expect(await switchPid(d)).not.toBe(pid);
+      cap = startCapture(sm, [0]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await fromNic2()).toMatchObject({ egress: 2 });
+      await cap.stop();
+
+      // The sidecar node restarted: frames from NIC 2 reach its NIC again.
+      await d.hyperstop(sidecar);
+      await d.hyperstart(sidecar);
+      await d.succeed(sidecar, 'ip link set eth0 up');
+      const rxAfterRestart = await rx();
+      cap = startCapture(sm, [0]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await fromNic2()).toMatchObject({ egress: 2 });
+      await cap.stop();
+      await retry({ what: "the sidecar's rx_packets to rise", deadlineMs: 10_000, delayMs: 200 }, async () => {
+        if ((await rx()) <= rxAfterRestart) throw new Error('no frame reached the sidecar yet');
+      });
     } finally {
       await d.destroy();
     }
