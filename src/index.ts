@@ -50,3 +50,7 @@ export { captureEndpoints, resolveEndpoint } from './model/capture.js';
 export type { CaptureEndpoint } from './model/capture.js';
 export { PcapReader, readPcap, readPcapng, summarizeFrame } from './host/pcap.js';
 export type { PcapPacket, PcapHeader, Pcapng } from './host/pcap.js';
+export { parseDuration, parsePercent, parseRate, formatImpairment, resolveImpairTarget, IMPAIRMENT_FIELDS } from './model/impair.js';
+export type { Impairment, LinkImpairment, DirectedImpairment, ImpairTarget } from './model/impair.js';
+export type { ImpairStatus, ImpairDirectionStatus } from './runner/impairments.js';
+export type { ImpairPath, HelperDirectionStats } from './host/impair.js';

@@ -1,3 +1,5 @@
+import { impairmentLabels } from '../graph/model.js';
+import type { ImpairStatus } from '../runner/impairments.js';
 import type { HostCheck } from '../runner/preflight.js';
 import type { LinkEndInfo, TopologyInfo } from '../runner/runner.js';
 
@@ -34,14 +36,16 @@ export function formatInfo(info: TopologyInfo): string {
         : e.socket
           ? `${e.node}[${e.index}] stream ${e.socket} ${e.mac}`
           : `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
+    const impaired = info.links.some((l) => impairmentLabels(l).length);
     out.push(
       table(
-        ['LINK', 'KIND', 'ENDPOINT A', 'ENDPOINT B'],
+        ['LINK', 'KIND', 'ENDPOINT A', 'ENDPOINT B', ...(impaired ? ['IMPAIRMENT'] : [])],
         info.links.map((l, i) => [
           String(i),
           l.kind + (l.kind === 'ext' && l.exclusive ? ' (exclusive)' : ''),
           end(l.a),
           l.b ? end(l.b) : `host ${l.hostIfx ?? '(default route)'}`,
+          ...(impaired ? [impairmentLabels(l).join('; ') || '-'] : []),
         ]),
       ),
     );
@@ -57,4 +61,23 @@ export function formatChecks(checks: HostCheck[]): string {
   return checks
     .map((c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name}: ${c.detail}${c.ok ? '' : `\n      fix: ${c.fix}`}`)
     .join('\n');
+}
+
+/** `impair --show`: one row per direction of each link, then how the impaired ones are applied. */
+export function formatImpairments(list: readonly ImpairStatus[]): string {
+  if (!list.length) return 'no links between two nodes: nothing to impair';
+  const rows = list.flatMap((s) =>
+    s.directions.map((d, i) => [
+      i === 0 ? s.link : '',
+      i === 0 ? s.source : '',
+      d.direction,
+      d.text,
+      d.stats ? `${d.stats.tx}/${d.stats.rx}` : '-',
+      d.stats ? String(d.stats.lost + d.stats.queueDrops) : '-',
+    ]),
+  );
+  const out = [table(['LINK', 'SOURCE', 'DIRECTION', 'IMPAIRMENT', 'SENT/RECEIVED', 'DROPPED'], rows)];
+  const paths = new Map(list.filter((s) => s.path).map((s) => [`${s.path}: ${s.reason}`, s]));
+  for (const [text, s] of paths) out.push(`path ${text}${s.helperPid ? ` (helper pid ${s.helperPid})` : ''}`);
+  return out.join('\n');
 }

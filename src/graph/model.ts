@@ -3,6 +3,7 @@
  * renderers draw. Built from `Runner.info()` alone, so statuses are live and a topology that was
  * never launched graphs too.
  */
+import { formatImpairment } from '../model/impair.js';
 import type { LinkEndInfo, LinkInfo, TopologyInfo } from '../runner/runner.js';
 import type { SwitchInfo } from '../runner/switches.js';
 import { sidemuxName } from '../model/spec.js';
@@ -71,8 +72,8 @@ export interface TopologyGraph {
 
 export interface GraphOptions {
   /**
-   * Extra labels for a link (index into `info.links`), drawn on its edges and listed in
-   * `labels`. The hook through which link impairment will show in the graph.
+   * Labels for a link (index into `info.links`), drawn on its edges and listed in `labels`.
+   * Default: its impairment (`delay 100ms, loss 10%`, per direction when they differ).
    */
   linkLabels?: (link: LinkInfo, index: number) => string[] | undefined;
 }
@@ -80,6 +81,18 @@ export interface GraphOptions {
 /** An id of `[A-Za-z0-9_]` only, one-to-one with (prefix, name): `h-2.x` -> `n_h_2d2_2ex`. */
 export function graphId(prefix: 'n' | 'sw' | 'host', name: string): string {
   return `${prefix}_${name.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
+}
+
+/** A link's impairment as edge labels: one when both directions match, else one per direction. */
+export function impairmentLabels(l: LinkInfo): string[] {
+  const imp = l.impairment;
+  if (!imp || (!imp.ab && !imp.ba)) return [];
+  const ab = formatImpairment(imp.ab);
+  const ba = formatImpairment(imp.ba);
+  if (ab === ba) return [ab];
+  const a = `${l.a.node}:${l.a.index}`;
+  const b = l.b ? `${l.b.node}:${l.b.index}` : 'b';
+  return [...(imp.ab ? [`${a}→${b}: ${ab}`] : []), ...(imp.ba ? [`${b}→${a}: ${ba}`] : [])];
 }
 
 /** The graph of a topology as `Runner.info()` describes it. */
@@ -101,7 +114,7 @@ export function topologyGraph(info: TopologyInfo, o: GraphOptions = {}): Topolog
     edges.push({ kind: 'cpu', from: { id: graphId('sw', s.node), name: s.node, port: 0 }, to: { id: graphId('n', s.node), name: s.node }, labels: [] });
   }
   info.links.forEach((l, i) => {
-    const labels = o.linkLabels?.(l, i) ?? [];
+    const labels = (o.linkLabels ?? impairmentLabels)(l, i) ?? [];
     const vm = (e: LinkEndInfo): GraphEnd => ({ id: graphId('n', e.node), name: e.node, nic: e.index, ...(e.ifname ? { ifname: e.ifname, altname: e.altname } : {}) });
     if (l.kind === 'link' && l.b) edges.push({ kind: 'link', link: i, from: vm(l.a), to: vm(l.b), labels });
     else if (l.kind === 'ext') {

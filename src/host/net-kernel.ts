@@ -16,7 +16,7 @@ export interface NetworkProblem {
   fix: string;
 }
 
-export type Feature = 'tools' | 'permission' | 'tun' | 'altname' | 'ingress' | 'u32' | 'mirred' | 'macvtap';
+export type Feature = 'tools' | 'permission' | 'tun' | 'altname' | 'ingress' | 'u32' | 'mirred' | 'macvtap' | 'netem';
 
 /** Result of probing the kernel; a feature is false when missing, undefined when it could not be tried. */
 export interface KernelFeatures {
@@ -30,6 +30,8 @@ export interface KernelFeatures {
   u32: boolean | undefined;
   mirred: boolean | undefined;
   macvtap: boolean | undefined;
+  /** The netem qdisc, for link impairment (without it a userspace helper impairs). */
+  netem: boolean | undefined;
   /** stderr of each failed probe, for the report. */
   errors: Partial<Record<Feature, string>>;
 }
@@ -66,6 +68,7 @@ async function probe(runner: ProcessRunner, signal?: AbortSignal): Promise<Kerne
     u32: undefined,
     mirred: undefined,
     macvtap: undefined,
+    netem: undefined,
     errors: {},
   };
   /** Runs one probe step; false (with its stderr kept) when the command fails. */
@@ -101,6 +104,7 @@ async function probe(runner: ProcessRunner, signal?: AbortSignal): Promise<Kerne
       return f;
     }
     f.altname = await attempt('altname', 'ip', ['link', 'property', 'add', 'dev', a, 'altname', `falcon_probe_${id}`]);
+    f.netem = await attempt('netem', 'tc', ['qdisc', 'add', 'dev', b, 'root', 'handle', '1:', 'netem', 'delay', '1ms']);
     f.macvtap = await attempt('macvtap', 'ip', ['link', 'add', 'link', a, 'name', m, 'type', 'macvtap', 'mode', 'bridge']);
     f.ingress = await attempt('ingress', 'tc', ['qdisc', 'add', 'dev', a, 'handle', 'ffff:', 'ingress']);
     if (!f.ingress) return f;
@@ -133,7 +137,16 @@ const CONFIG: Record<Exclude<Feature, 'tools' | 'permission'>, { what: string; c
   u32: { what: 'the tc u32 classifier', config: 'CONFIG_NET_CLS_U32', module: 'cls_u32' },
   mirred: { what: 'the tc mirred action', config: 'CONFIG_NET_ACT_MIRRED', module: 'act_mirred' },
   macvtap: { what: 'macvtap devices (needed by external links)', config: 'CONFIG_MACVTAP', module: 'macvtap' },
+  netem: { what: 'the tc netem qdisc', config: 'CONFIG_NET_SCH_NETEM', module: 'sch_netem' },
 };
+
+/** Why link impairment takes the path it takes, in one line: for preflight and `impair --show`. */
+export function netemReason(f: KernelFeatures): string {
+  if (f.netem) return 'the host kernel has the netem qdisc';
+  const err = f.errors.netem?.split('\n')[0];
+  const c = CONFIG.netem;
+  return `the host kernel has no netem qdisc${err ? ` (tc: ${err})` : ''}; "modprobe ${c.module}" or a kernel with ${c.config} would let Falcon use it`;
+}
 
 /**
  * What is missing for a topology, as problems. `needMacvtap`: the topology has external links.

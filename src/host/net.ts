@@ -14,7 +14,7 @@ import { formatProblems } from '../model/errors.js';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { hostEndpoints, hostInterfaces, ownerAlias, parseOwnerAlias } from '../model/naming.js';
+import { hostEndpoints, hostInterfaces, impairTapName, ownerAlias, parseOwnerAlias } from '../model/naming.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -34,7 +34,7 @@ import type { ProcessRunner } from './process.js';
 import { FalconError } from '../util/errors.js';
 
 export type { NetworkProblem, KernelFeatures } from './net-kernel.js';
-export { detectKernelFeatures, featureProblems, forgetKernelFeatures } from './net-kernel.js';
+export { detectKernelFeatures, featureProblems, forgetKernelFeatures, netemReason } from './net-kernel.js';
 export type { HostLink } from './net-ip.js';
 
 /** The kernel limits an interface alias to 255 bytes. */
@@ -386,7 +386,10 @@ export function networkActions(plan: NetworkPlan, state: NetworkState): NetworkA
     if (p.kind !== 'tap') continue;
     const isNew = fresh.has(p.ifname);
     const qdisc = isNew || !state.ingress.has(p.ifname);
-    const filter = qdisc || fresh.has(p.peerIfname) || state.redirects.get(p.ifname) !== p.peerIfname;
+    // A link routed through the impairment helper's tap (while that tap exists) is wired right.
+    const target = state.redirects.get(p.ifname);
+    const viaHelper = target !== undefined && target === impairTapName(p.ifname) && byIfname.has(target) && !fresh.has(p.peerIfname);
+    const filter = qdisc || fresh.has(p.peerIfname) || (target !== p.peerIfname && !viaHelper);
     if (qdisc) a.tc.push(['qdisc', 'replace', 'dev', p.ifname, 'handle', 'ffff:', 'ingress']);
     if (filter) a.tc.push(wireCommand(p.ifname, p.peerIfname));
     if ((qdisc || filter) && !isNew && !a.repaired.includes(p.ifname)) a.repaired.push(p.ifname);

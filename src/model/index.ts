@@ -4,3 +4,4 @@ export * from './topology.js';
 export { MAX_NAME_LENGTH } from './validate.js';
 export * from './naming.js';
 export * from './capture.js';
+export * from './impair.js';

@@ -17,6 +17,14 @@ export function tapName(topology: string, node: string, index: number): string {
   return `fn${digest(topology, node).toString('hex').slice(0, 9)}e${index}`;
 }
 
+/**
+ * Kernel name of the impairment helper's tap for the frames an endpoint sends: the endpoint's
+ * tap name (`fn<hash>e<i>`) with `i` for `e`, so it is as unique and as short.
+ */
+export function impairTapName(tap: string): string {
+  return tap.replace(/e(\d+)$/, 'i$1');
+}
+
 /** The original's device name, kept as the tap's altname so `ip link show duo_violin_vn_sim0` works. */
 export function altName(topology: string, node: string, index: number): string {
   return `${topology}_${node}_vn_sim${index}`;

@@ -52,11 +52,27 @@ export const nodeSpecSchema = z
   })
   .strict();
 
+/** One direction's impairment (see model/impair.ts for meanings and limits). */
+export const impairmentSchema = z
+  .object({
+    delayMs: z.number().optional(),
+    jitterMs: z.number().optional(),
+    lossPct: z.number().optional(),
+    duplicatePct: z.number().optional(),
+    corruptPct: z.number().optional(),
+    reorderPct: z.number().optional(),
+    rateMbit: z.number().optional(),
+  })
+  .strict();
+
+/** A link's impairment as saved: one entry per impaired direction. */
+export const linkImpairSchema = z.object({ ab: impairmentSchema.optional(), ba: impairmentSchema.optional() }).strict();
+
 const end = z.object({ node: z.string(), mac: z.string().optional() }).strict();
 
 export const linkSpecSchema = z.discriminatedUnion('kind', [
   /** A point-to-point link between two nodes. */
-  z.object({ kind: z.literal('link'), a: end, b: end }).strict(),
+  z.object({ kind: z.literal('link'), a: end, b: end, impair: linkImpairSchema.optional() }).strict(),
   /** A node on a host interface; `hostIfx: null` means the default route's interface. */
   z.object({ kind: z.literal('ext'), a: end, hostIfx: z.string().nullable(), exclusive: z.boolean() }).strict(),
   /** A port of the SoftNPU ASIC in node `a` to node `b` (both ends may be ASICs). */
@@ -77,6 +93,7 @@ export const topologySpecSchema = z
 export type NodeSpec = z.infer<typeof nodeSpecSchema>;
 export type LinkSpec = z.infer<typeof linkSpecSchema>;
 export type LinkEnd = z.infer<typeof end>;
+export type DirectedImpairment = z.infer<typeof linkImpairSchema>;
 export type SmbiosType1 = z.infer<typeof smbiosType1>;
 export type SoftnpuOptions = z.infer<typeof softnpuOptionsSchema>;
 export type TopologySpec = z.infer<typeof topologySpecSchema>;

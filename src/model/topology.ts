@@ -11,6 +11,7 @@ import {
   type TopologySpec,
 } from './spec.js';
 import { SOFTNPU_DEFAULTS, npuPlans } from './softnpu.js';
+import { directedImpairment, impairmentProblems, linkImpairmentProblems, type DirectedImpairment, type LinkImpairment } from './impair.js';
 import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push, tcgCacheProblem } from './validate.js';
 
 /** Memory sizes are in MiB, as in the original. */
@@ -39,6 +40,17 @@ export interface LinkOptions {
   macA?: string;
   /** MAC of the interface on `b`. */
   macB?: string;
+  /**
+   * Make the link bad on purpose: delay, jitter, loss, duplication, corruption, reordering,
+   * rate. The fields apply to both directions; `aToB`/`bToA` to one. Change it while the
+   * topology runs with `impair()`. Checked here: a bad value throws at once.
+   *
+   * ```ts
+   * d.link(violin, piano, { impair: { delayMs: 100, lossPct: 10 } });
+   * d.link(a, b, { impair: { rateMbit: 10, bToA: { delayMs: 20 } } });
+   * ```
+   */
+  impair?: LinkImpairment;
 }
 
 /**
@@ -66,10 +78,18 @@ export class Topology {
 
   /** A point-to-point link between two nodes. Interfaces appear in the guests in declaration order. */
   link(a: NodeRef, b: NodeRef, options: LinkOptions = {}): void {
+    const at = `links[${this.links.length}].impair`;
+    let impair: DirectedImpairment | undefined;
+    if (options.impair !== undefined) {
+      const problems = linkImpairmentProblems(options.impair, at);
+      if (problems.length) throw new TopologyValidationError(this.name, problems);
+      impair = directedImpairment(options.impair);
+    }
     this.links.push({
       kind: 'link',
       a: { node: this.ref(a), mac: options.macA },
       b: { node: this.ref(b), mac: options.macB },
+      ...(impair && (impair.ab || impair.ba) ? { impair } : {}),
     });
   }
 
@@ -288,6 +308,8 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
   const hostUse = new Map<string, { exclusive: boolean; at: string }>();
   spec.links.forEach((l, i) => {
     const p = `links[${i}]`;
+    if (l.kind === 'link' && l.impair)
+      for (const dir of ['ab', 'ba'] as const) if (l.impair[dir]) problems.push(...impairmentProblems(l.impair[dir], `${p}.impair.${dir}`));
     const ends = l.kind === 'ext' ? [l.a] : [l.a, l.b];
     for (const e of ends) {
       if (!seenNodes.has(e.node)) push(problems, p, `node "${e.node}" is not declared in topology "${spec.name}"`);

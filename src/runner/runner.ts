@@ -38,6 +38,8 @@ import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, swit
 import { FalconError } from '../util/errors.js';
 import { captureEndpoints, resolveEndpoint } from '../model/capture.js';
 import { captureAll, captureOne, type CaptureOptions, type CaptureResult } from './capture.js';
+import { applyImpairments, currentImpairments, impairPreflightNote, impairStatus, setImpairment, stopImpairHelpers, type ImpairContext, type ImpairStatus } from './impairments.js';
+import { resolveImpairTarget, type DirectedImpairment, type Impairment } from '../model/impair.js';
 
 export interface RunnerOptions {
   /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
@@ -79,6 +81,8 @@ export interface LinkInfo {
   b?: LinkEndInfo;
   hostIfx?: string | null;
   exclusive?: boolean;
+  /** The impairment in force (declared, or set at runtime by `impair`), per direction: `ab` is what `a` sends. */
+  impairment?: DirectedImpairment;
 }
 
 export interface TopologyInfo {
@@ -252,8 +256,14 @@ export class Runner extends Topology implements AsyncDisposable {
       }
     }
     if (problems.length) throw new PreflightError(spec.name, problems);
+    const note = await impairPreflightNote(this.impairContext(spec));
+    if (note) this.log.log({ kind: 'step', msg: note });
     await this.ensureDir();
     await writeFileAtomic(this.paths.topologyFile, JSON.stringify(spec, null, 2) + '\n');
+  }
+
+  private impairContext(spec: TopologySpec, signal?: AbortSignal): ImpairContext {
+    return { spec, paths: this.paths, proc: this.proc, log: this.log, env: this.env, cacheDir: path.join(this.store.root, 'cache'), signal };
   }
 
   private async decideAccel(allowBuild: boolean, signal?: AbortSignal): Promise<AccelDecision> {
@@ -300,6 +310,8 @@ export class Runner extends Topology implements AsyncDisposable {
     }
     await this.store.claimTopologyDisks(spec.name, this.paths.dir);
     await writeState(this.paths, state);
+    // Impaired from the first frame: before any QEMU starts.
+    await applyImpairments(this.impairContext(spec, opts.signal));
     // Switches first: they connect (and reconnect) to the sockets the QEMUs serve.
     await this.ensureSwitches(spec, spec.nodes.map((n) => n.name), opts.signal);
     const streams = streamNetdevs(spec, this.paths);
@@ -538,6 +550,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await using _lock = await this.lock('hyperstart');
     const targets = await Promise.all(names.map((n) => this.nodeState(n)));
     const net = await createNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+    await applyImpairments(this.impairContext(spec, opts.signal));
     await this.ensureSwitches(spec, names, opts.signal);
     const results = await Promise.allSettled(
       targets.map(async ({ spec: n, ns, state }) => {
@@ -609,6 +622,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await this.preflight();
     await using _lock = await this.lock('netcreate');
     await createNetwork(this.toSpec(), { runner: this.proc, falconDir: this.paths.dir, log: this.log, signal: opts.signal });
+    await applyImpairments(this.impairContext(this.toSpec(), opts.signal));
   }
 
   /** Remove the topology's host network alone. */
@@ -637,6 +651,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const pids = await allVmPids(spec.nodes.map((n) => this.paths.pidFile(n.name)));
     await Promise.all(spec.nodes.map((n) => stopVm(vmFiles(this.paths, n.name), undefined, pids.get(this.paths.pidFile(n.name)))));
     await stopSwitches(this.paths, switchPlans(spec).map((p) => p.npu), this.log);
+    await stopImpairHelpers(this.paths, this.log);
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
     if (!(await this.store.removeTopologyDisks(spec.name, this.paths.dir)))
       this.log.log({ kind: 'warn', msg: `node disks of "${spec.name}" belong to another falcon dir (${await this.store.topologyDiskOwner(spec.name)}); left alone` });
@@ -672,6 +687,7 @@ export class Runner extends Topology implements AsyncDisposable {
         } satisfies NodeInfo;
       }),
     );
+    const impaired = await currentImpairments(spec, this.paths).catch(() => new Map<number, DirectedImpairment>());
     const links: LinkInfo[] = spec.links.map((l, i) => {
       const sw = switchLinkEnds(spec, i, this.paths);
       if (sw) return { kind: l.kind, ...sw };
@@ -683,6 +699,7 @@ export class Runner extends Topology implements AsyncDisposable {
         b: ends[1] ? e(ends[1]) : undefined,
         hostIfx: l.kind === 'ext' ? l.hostIfx : undefined,
         exclusive: l.kind === 'ext' ? l.exclusive : undefined,
+        impairment: impaired.get(i),
       };
     });
     return { name: spec.name, falconDir: this.paths.dir, accel: state?.accel, nodes, links, interfaces: ifs, switches: await switchInfo(spec, this.paths) };
@@ -749,6 +766,41 @@ export class Runner extends Topology implements AsyncDisposable {
   async captureAll(opts: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
     const spec = await this.effectiveSpec();
     return captureAll({ proc: this.proc, paths: this.paths, log: this.log }, captureEndpoints(spec), opts);
+  }
+
+  /**
+   * Make a link bad on purpose while the topology runs, without restarting a node: `target` is
+   * a link (`violin--piano`, `violin:0--piano:0`, `links[0]`: both directions) or an endpoint
+   * (`violin:0` or its altname: the frames it sends). Replaces the impairment there; kept across
+   * hyperstop/hyperstart until destroy. Uses netem where the kernel has it, else the userspace
+   * helper.
+   *
+   * ```ts
+   * await d.impair('violin--piano', { delayMs: 20, lossPct: 1 });
+   * await d.impair('violin:0', { rateMbit: 10 }); // only what violin sends
+   * ```
+   * @throws FalconError IMPAIR_TARGET for a target the topology does not have; TopologyValidationError for out-of-range values.
+   */
+  async impair(target: string, impairment: Impairment): Promise<ImpairStatus> {
+    const spec = await this.effectiveSpec();
+    await using _lock = await this.lock('impair');
+    return setImpairment(this.impairContext(spec), target, impairment);
+  }
+
+  /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
+  async clearImpairment(target: string): Promise<ImpairStatus> {
+    const spec = await this.effectiveSpec();
+    await using _lock = await this.lock('impair');
+    return setImpairment(this.impairContext(spec), target, null);
+  }
+
+  /**
+   * Every node-to-node link's impairment (or that of the link `target` names): values per
+   * direction, where they come from, how they are applied, and the helper's counters.
+   */
+  async impairments(target?: string): Promise<ImpairStatus[]> {
+    const spec = await this.effectiveSpec();
+    return impairStatus(this.impairContext(spec), target === undefined ? undefined : [resolveImpairTarget(spec, target).link]);
   }
 
   /** The analogue of the original's Drop: a non-persistent runner destroys its topology. */

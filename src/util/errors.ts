@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   NPU_SWITCH_FAILED: { when: 'a switch process exited or did not answer on its control socket after it was started', fix: "read the end of its log (.falcon/NODE.switch.log), quoted in the message" },
   NPU_TABLE: { when: 'a table entry was refused: unknown table or action, or keys or parameters of the wrong length', fix: 'the message names the table and the lengths it takes; the encoding helpers build valid entries' },
   CAPTURE_ENDPOINT: { when: 'capture named an endpoint the topology does not have (an unknown node, NIC index or altname), or one it cannot capture', fix: 'use node:index or an altname from the list in the message (info shows them)' },
+  IMPAIR_TARGET: { when: 'impair named a link or endpoint the topology does not have, or one that cannot be impaired (external, SoftNPU and sidecar links)', fix: 'use nodeA--nodeB, node:index--node:index, links[N] or node:index from the list in the message' },
+  IMPAIR_FAILED: { when: 'the impairment of a link could not be applied: the netem qdisc or the userspace helper (falcon-impair) failed', fix: 'read the tc error or the end of the helper log (.falcon/impair/LINK.log) quoted in the message' },
   INIT_FAILED: { when: 'falcon init could not scaffold a project (the folder has files already)', fix: 'choose an empty or new folder' },
   INTERNAL: { when: 'Falcon hit a state it does not expect', fix: 'please report it with the message' },
 } as const satisfies Record<string, { when: string; fix: string }>;

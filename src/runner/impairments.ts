@@ -1,0 +1,339 @@
+/**
+ * Link impairment on a topology: what the topology declares, what `impair` changed at runtime
+ * (`.falcon/impair.json`, kept across hyperstop/hyperstart, dropped by destroy), applied
+ * through netem or the userspace helper, and reported by `impair --show` and `info`.
+ */
+import { closeSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import {
+  effectiveImpairments,
+  formatImpairment,
+  impairableLinks,
+  impairmentProblems,
+  linkLabel,
+  resolveImpairTarget,
+  type DirectedImpairment,
+  type Direction,
+  type Impairment,
+} from '../model/impair.js';
+import { altName, impairTapName, tapName } from '../model/naming.js';
+import { linkImpairSchema, type TopologySpec } from '../model/spec.js';
+import type { TopologyProblem } from '../model/errors.js';
+import { TopologyValidationError } from '../model/errors.js';
+import {
+  buildImpairHelper,
+  helperArgs,
+  helperConfigText,
+  helperWireCommands,
+  linkFileKey,
+  netemCommands,
+  plainWireCommands,
+  queryNetemRoots,
+  runTc,
+  type HelperDirectionStats,
+  type HelperFiles,
+  type ImpairPath,
+  type LinkTaps,
+} from '../host/impair.js';
+import { detectKernelFeatures, netemReason } from '../host/net.js';
+import { queryLinks } from '../host/net-ip.js';
+import type { ProcessRunner } from '../host/process.js';
+import { findProcessesWithArgs, terminate } from '../host/procs.js';
+import { openOwnerOnly } from '../host/qemu-vm.js';
+import { FalconError } from '../util/errors.js';
+import { tail, writeFileAtomic } from '../util/fs.js';
+import type { Logger } from '../util/log.js';
+import { retry } from '../util/retry.js';
+import type { FalconPaths } from './paths.js';
+
+const HELPER_READY_MS = 5000;
+
+export interface ImpairContext {
+  spec: TopologySpec;
+  paths: FalconPaths;
+  proc: ProcessRunner;
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  /** Where the helper binary is built and kept (the image store's cache). */
+  cacheDir: string;
+  signal?: AbortSignal;
+}
+
+// ---- runtime settings ----
+
+const overridesSchema = z.object({ version: z.literal(1), links: z.record(linkImpairSchema) }).strict();
+
+function overridesFile(paths: FalconPaths): string {
+  return path.join(paths.dir, 'impair.json');
+}
+
+function impairDir(paths: FalconPaths): string {
+  return path.join(paths.dir, 'impair');
+}
+
+export function helperFiles(paths: FalconPaths, label: string): HelperFiles {
+  const base = path.join(impairDir(paths), linkFileKey(label));
+  return { config: `${base}.conf`, stats: `${base}.stats.json`, pidFile: `${base}.pid`, log: `${base}.log` };
+}
+
+/** Runtime settings by link label; `{}` when none were made. */
+export async function readOverrides(paths: FalconPaths): Promise<Record<string, DirectedImpairment>> {
+  let text: string;
+  try {
+    text = await fs.readFile(overridesFile(paths), 'utf8');
+  } catch {
+    return {};
+  }
+  const parsed = overridesSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new FalconError('STATE_FILE', `${overridesFile(paths)} is damaged (${parsed.error.issues[0]?.message}); delete it to go back to the declared impairment`);
+  return parsed.data.links;
+}
+
+/** The impairment in force per link index: runtime settings over the declared ones. */
+export async function currentImpairments(spec: TopologySpec, paths: FalconPaths): Promise<Map<number, DirectedImpairment>> {
+  return effectiveImpairments(spec, await readOverrides(paths));
+}
+
+// ---- the path ----
+
+/** Which way this host impairs, and why: FALCON_IMPAIR=netem|userspace|auto (default auto). */
+export async function decideImpairPath(proc: ProcessRunner, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<{ path: ImpairPath; reason: string }> {
+  const setting = (env.FALCON_IMPAIR ?? 'auto').trim() || 'auto';
+  if (!['auto', 'netem', 'userspace'].includes(setting))
+    throw new FalconError('INVALID_ARGUMENT', `FALCON_IMPAIR=${JSON.stringify(setting)} is not valid: give auto, netem or userspace`);
+  if (setting === 'userspace') return { path: 'userspace', reason: 'FALCON_IMPAIR=userspace' };
+  const f = await detectKernelFeatures(proc, signal);
+  if (setting === 'netem' && !f.netem) throw new FalconError('IMPAIR_FAILED', `FALCON_IMPAIR=netem, but ${netemReason(f)}; unset FALCON_IMPAIR to use the userspace helper`);
+  return f.netem ? { path: 'netem', reason: netemReason(f) } : { path: 'userspace', reason: `${netemReason(f)}; the userspace helper falcon-impair does the same` };
+}
+
+function linkTaps(spec: TopologySpec, l: ReturnType<typeof impairableLinks>[number]): LinkTaps {
+  const [an, ai] = split(l.a);
+  const [bn, bi] = split(l.b);
+  return { a: tapName(spec.name, an, ai), b: tapName(spec.name, bn, bi) };
+}
+
+function split(ep: string): [string, number] {
+  const i = ep.lastIndexOf(':');
+  return [ep.slice(0, i), Number(ep.slice(i + 1))];
+}
+
+/** Pids of running helpers, by config file. */
+async function helperPids(configs: readonly string[]): Promise<Map<string, number[]>> {
+  return findProcessesWithArgs(configs);
+}
+
+/**
+ * Bring the host in line with the impairment in force, for `only` (link indexes) or every
+ * link: netem qdiscs set or removed, helpers started, reloaded or stopped, taps rewired. Needs
+ * the topology's taps to exist (after createNetwork). Idempotent.
+ */
+export async function applyImpairments(c: ImpairContext, only?: readonly number[]): Promise<void> {
+  const want = await currentImpairments(c.spec, c.paths);
+  const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
+  if (!links.length) return;
+  const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
+  const running = await helperPids([...files.values()].map((f) => f.config));
+  // Nothing impaired and no helper running: a plain topology pays for no probe.
+  if (!links.some((l) => want.has(l.link)) && ![...running.values()].some((p) => p.length) && !(await anyNetem(c, links))) return;
+  const { path: way, reason } = await decideImpairPath(c.proc, c.env, c.signal);
+  if (way === 'netem') {
+    const current = await queryNetemRoots(c.proc, c.signal);
+    const cmds = links.flatMap((l) => netemCommands(linkTaps(c.spec, l), want.get(l.link), current));
+    await runTc(cmds, c.proc, c.signal).catch((e) => {
+      throw new FalconError('IMPAIR_FAILED', `topology "${c.spec.name}": tc could not set netem: ${(e as Error).message}`, { cause: e });
+    });
+  }
+  for (const l of links) {
+    const taps = linkTaps(c.spec, l);
+    const f = files.get(l.link)!;
+    const pids = running.get(f.config) ?? [];
+    const w = way === 'userspace' ? want.get(l.link) : undefined;
+    if (w) {
+      await ensureHelper(c, taps, f, w, pids);
+      await runTc(helperWireCommands(taps), c.proc, c.signal);
+      c.log.log({ kind: 'step', level: 'debug', msg: `impairment: ${linkLabel(l)} through falcon-impair (${reason})` });
+    } else if (pids.length) {
+      await runTc(plainWireCommands(taps), c.proc, c.signal);
+      await Promise.all(pids.map((p) => terminate(p, 2000)));
+      c.log.log({ kind: 'step', level: 'debug', msg: `impairment: ${linkLabel(l)} wired straight again; its helper stopped` });
+    }
+  }
+}
+
+/** Whether any of `links`' taps has a netem root (left by an earlier setting). */
+async function anyNetem(c: ImpairContext, links: ReturnType<typeof impairableLinks>): Promise<boolean> {
+  const roots = await queryNetemRoots(c.proc, c.signal).catch(() => new Set<string>());
+  return links.some((l) => {
+    const t = linkTaps(c.spec, l);
+    return roots.has(t.a) || roots.has(t.b);
+  });
+}
+
+async function ensureHelper(c: ImpairContext, taps: LinkTaps, f: HelperFiles, want: DirectedImpairment, pids: number[]): Promise<void> {
+  await fs.mkdir(path.dirname(f.config), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(f.config, helperConfigText(want));
+  if (pids.length) {
+    // The helper re-reads its config on SIGHUP; frames in flight keep their departure times.
+    for (const p of pids) process.kill(p, 'SIGHUP');
+    return;
+  }
+  const bin = await buildImpairHelper({ cacheDir: path.join(c.cacheDir, 'bin'), runner: c.proc, log: c.log, signal: c.signal });
+  await fs.rm(f.pidFile, { force: true });
+  const fd = openOwnerOnly(f.log);
+  let child;
+  try {
+    child = await c.proc.spawnDetached(bin, helperArgs(taps, f), { stdout: fd, stderr: fd });
+  } finally {
+    closeSync(fd);
+  }
+  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void child.exited.then((e) => (gone = e));
+  const failed = async (why: string) =>
+    new FalconError('IMPAIR_FAILED', `the impairment helper of ${taps.a}/${taps.b} ${why}; the end of its log (${f.log}):\n${(await tail(f.log, 1500)).trimEnd() || '(empty)'}`);
+  try {
+    await retry({ what: `waiting for the impairment helper of ${taps.a}`, deadlineMs: HELPER_READY_MS, delayMs: 10, factor: 1.5, maxDelayMs: 200, signal: c.signal, retryIf: () => !gone }, async () => {
+      if (gone) return;
+      const text = await fs.readFile(f.pidFile, 'utf8').catch(() => '');
+      if (Number(text.trim()) !== child.pid) throw new FalconError('IMPAIR_FAILED', 'not ready yet');
+    });
+  } catch (e) {
+    if (c.signal?.aborted) throw e;
+    throw await failed(`did not come up within ${HELPER_READY_MS / 1000} s`);
+  }
+  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+}
+
+/** Stop every helper of the topology (also of links no longer declared): for destroy. */
+export async function stopImpairHelpers(paths: FalconPaths, log: Logger): Promise<void> {
+  const entries = await fs.readdir(impairDir(paths)).catch(() => [] as string[]);
+  const configs = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(impairDir(paths), e));
+  if (!configs.length) return;
+  const pids = [...(await helperPids(configs)).values()].flat();
+  await Promise.all(pids.map((p) => terminate(p, 2000)));
+  if (pids.length) log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped ${pids.length} helper${pids.length === 1 ? '' : 's'} (pid ${pids.join(', ')})` });
+}
+
+// ---- changing and showing ----
+
+/**
+ * Set the impairment of what `target` names (both directions of a link, or the direction an
+ * endpoint sends), replacing what was there; `null` clears it. Saved at once; applied at once
+ * when the topology's network exists, else at its next launch or hyperstart.
+ */
+export async function setImpairment(c: ImpairContext, target: string, imp: Impairment | null): Promise<ImpairStatus> {
+  const t = resolveImpairTarget(c.spec, target, endpointAltnames(c.spec));
+  if (imp) {
+    const problems: TopologyProblem[] = impairmentProblems(imp, target);
+    if (problems.length) throw new TopologyValidationError(c.spec.name, problems);
+  }
+  const overrides = await readOverrides(c.paths);
+  const link = impairableLinks(c.spec).find((l) => l.link === t.link)!;
+  const label = linkLabel(link);
+  const now: DirectedImpairment = { ...(effectiveImpairments(c.spec, overrides).get(t.link) ?? {}) };
+  for (const d of t.directions) {
+    if (imp && Object.keys(imp).length) now[d] = imp;
+    else delete now[d];
+  }
+  overrides[label] = now;
+  await fs.mkdir(c.paths.dir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(overridesFile(c.paths), JSON.stringify({ version: 1, links: overrides }, null, 2) + '\n');
+  if (await tapsExist(c, link)) await applyImpairments(c, [t.link]);
+  const what = t.directions.length === 2 ? label : t.label;
+  c.log.log({ kind: 'step', msg: `impairment of ${what}: ${imp ? formatImpairment(imp) : 'cleared'}` });
+  return (await impairStatus(c, [t.link]))[0]!;
+}
+
+async function tapsExist(c: ImpairContext, l: ReturnType<typeof impairableLinks>[number]): Promise<boolean> {
+  const t = linkTaps(c.spec, l);
+  const names = new Set((await queryLinks({ runner: c.proc, signal: c.signal })).map((x) => x.ifname));
+  return names.has(t.a) && names.has(t.b);
+}
+
+function endpointAltnames(spec: TopologySpec): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of impairableLinks(spec)) {
+    for (const ep of [l.a, l.b]) {
+      const [n, i] = split(ep);
+      out.set(altName(spec.name, n, i), ep);
+    }
+  }
+  return out;
+}
+
+/** One direction of a link as `impair --show` reports it. */
+export interface ImpairDirectionStatus {
+  /** `violin:0 -> piano:0`: the frames the first endpoint sends. */
+  direction: string;
+  impairment: Impairment | null;
+  /** Text form: `delay 100ms, loss 20%` or `none`. */
+  text: string;
+  /** The helper's counters for this direction (userspace path, while it runs). */
+  stats?: HelperDirectionStats;
+}
+
+/** A link's impairment as `impair --show` and `impairments()` report it. */
+export interface ImpairStatus {
+  /** `violin:0--piano:0` */
+  link: string;
+  /** Index in the topology's links. */
+  index: number;
+  /** Where the setting comes from: the topology's declaration, a runtime `impair`, or nothing. */
+  source: 'declared' | 'runtime' | 'none';
+  /** How it is applied on this host (absent when nothing is impaired). */
+  path?: ImpairPath;
+  /** Why that path. */
+  reason?: string;
+  /** The helper's pid when it runs (userspace path). */
+  helperPid?: number;
+  /** The helper's kernel taps, for tcpdump. */
+  helperTaps?: { ab: string; ba: string };
+  directions: ImpairDirectionStatus[];
+}
+
+/** The impairment of every impairable link (or of `only`), with the path and helper counters. */
+export async function impairStatus(c: ImpairContext, only?: readonly number[]): Promise<ImpairStatus[]> {
+  const overrides = await readOverrides(c.paths);
+  const eff = effectiveImpairments(c.spec, overrides);
+  const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
+  const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
+  const pids = await helperPids([...files.values()].map((f) => f.config));
+  const decided = eff.size ? await decideImpairPath(c.proc, c.env, c.signal).catch((e: Error) => ({ path: undefined, reason: e.message })) : undefined;
+  const out: ImpairStatus[] = [];
+  for (const l of links) {
+    const label = linkLabel(l);
+    const w = eff.get(l.link);
+    const f = files.get(l.link)!;
+    const pid = pids.get(f.config)?.[0];
+    let stats: Partial<Record<Direction, HelperDirectionStats>> = {};
+    if (pid) stats = JSON.parse(await fs.readFile(f.stats, 'utf8').catch(() => '{}')) as typeof stats;
+    const link = c.spec.links[l.link]!;
+    const taps = linkTaps(c.spec, l);
+    out.push({
+      link: label,
+      index: l.link,
+      source: label in overrides ? (w ? 'runtime' : 'none') : link.kind === 'link' && link.impair && w ? 'declared' : 'none',
+      ...(w && decided ? { path: decided.path, reason: decided.reason } : {}),
+      ...(pid ? { helperPid: pid, helperTaps: { ab: impairTapName(taps.a), ba: impairTapName(taps.b) } } : {}),
+      directions: (['ab', 'ba'] as const).map((d) => ({
+        direction: d === 'ab' ? `${l.a} -> ${l.b}` : `${l.b} -> ${l.a}`,
+        impairment: w?.[d] ?? null,
+        text: formatImpairment(w?.[d]),
+        ...(stats[d] ? { stats: stats[d] } : {}),
+      })),
+    });
+  }
+  return out;
+}
+
+/** Preflight's report: which path the declared impairment takes on this host, and why. */
+export async function impairPreflightNote(c: ImpairContext): Promise<string | undefined> {
+  const eff = await currentImpairments(c.spec, c.paths);
+  if (!eff.size) return undefined;
+  const { path: way, reason } = await decideImpairPath(c.proc, c.env, c.signal);
+  const names = impairableLinks(c.spec)
+    .filter((l) => eff.has(l.link))
+    .map(linkLabel);
+  return `impairment: ${names.join(', ')} use${names.length === 1 ? 's' : ''} the ${way === 'netem' ? 'netem qdisc' : 'userspace helper (falcon-impair)'}: ${reason}`;
+}
