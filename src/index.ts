@@ -54,3 +54,4 @@ export { parseDuration, parsePercent, parseRate, formatImpairment, resolveImpair
 export type { Impairment, LinkImpairment, DirectedImpairment, ImpairTarget } from './model/impair.js';
 export type { ImpairStatus, ImpairDirectionStatus } from './runner/impairments.js';
 export type { ImpairPath, HelperDirectionStats } from './host/impair.js';
+export { impairTapName } from './model/naming.js';

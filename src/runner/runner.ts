@@ -784,14 +784,14 @@ export class Runner extends Topology implements AsyncDisposable {
   async impair(target: string, impairment: Impairment): Promise<ImpairStatus> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
-    return setImpairment(this.impairContext(spec), target, impairment);
+    return await setImpairment(this.impairContext(spec), target, impairment);
   }
 
   /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
   async clearImpairment(target: string): Promise<ImpairStatus> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
-    return setImpairment(this.impairContext(spec), target, null);
+    return await setImpairment(this.impairContext(spec), target, null);
   }
 
   /**
