@@ -12,6 +12,7 @@ import { imageCommand } from './image-commands.js';
 import { npuCommand } from './npu-commands.js';
 import { graphCommand } from './graph-command.js';
 import { captureCommand } from './capture-command.js';
+import { webCommand } from './web-command.js';
 import { setupHost } from '../runner/setup.js';
 import { initProject } from './init.js';
 
@@ -280,6 +281,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
   program.addCommand(npuCommand(() => ({ runner: r(), stdout: ctx.stdout })));
   program.addCommand(graphCommand(() => ({ runner: r(), stdout: ctx.stdout })));
   program.addCommand(captureCommand(() => ({ runner: r(), stdout: ctx.stdout })));
+  program.addCommand(webCommand(() => ({ runner: r(), stdout: ctx.stdout })));
 
   if (!runner) {
     program

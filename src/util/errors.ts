@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   NPU_SWITCH_FAILED: { when: 'a switch process exited or did not answer on its control socket after it was started', fix: "read the end of its log (.falcon/NODE.switch.log), quoted in the message" },
   NPU_TABLE: { when: 'a table entry was refused: unknown table or action, or keys or parameters of the wrong length', fix: 'the message names the table and the lengths it takes; the encoding helpers build valid entries' },
   CAPTURE_ENDPOINT: { when: 'capture named an endpoint the topology does not have (an unknown node, NIC index or altname), or one it cannot capture', fix: 'use node:index or an altname from the list in the message (info shows them)' },
+  WEB_SERVER: { when: 'the web view could not listen (the port is taken, or not a port)', fix: 'choose another port with --port N, or --port 0 for any free one' },
+  WEB_REQUEST: { when: 'a request to the web view was refused: no or a wrong token (403), an unknown route or capture, or a body it cannot use', fix: 'open the URL the web command printed (it carries the token); the message says what the request lacked' },
   INIT_FAILED: { when: 'falcon init could not scaffold a project (the folder has files already)', fix: 'choose an empty or new folder' },
   INTERNAL: { when: 'Falcon hit a state it does not expect', fix: 'please report it with the message' },
 } as const satisfies Record<string, { when: string; fix: string }>;
