@@ -191,15 +191,15 @@ export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: Server
           return done(200);
         }
       }
-      for (const [m, re, h] of routes) {
-        const match = re.exec(p);
-        if (!match) continue;
-        if (m !== method) throw new WebRequestError(405, `${p} takes ${m}, not ${method}`);
-        if (a.fromQuery) res.setHeader('set-cookie', cookie['set-cookie']!);
-        await h(req, res, match.slice(1).map((s) => decodeURIComponent(s)));
-        return done(res.statusCode);
+      const matching = routes.filter(([, re]) => re.test(p));
+      const route = matching.find(([m]) => m === method);
+      if (!route) {
+        if (matching.length) throw new WebRequestError(405, `${p} takes ${matching.map(([m]) => m).join(' or ')}, not ${method}`);
+        throw new WebRequestError(404, `no route ${method} ${p}`);
       }
-      throw new WebRequestError(404, `no route ${method} ${p}`);
+      if (a.fromQuery) res.setHeader('set-cookie', cookie['set-cookie']!);
+      await route[2](req, res, route[1].exec(p)!.slice(1).map((s) => decodeURIComponent(s)));
+      return done(res.statusCode);
     } catch (e) {
       const status = httpStatusOf(e);
       if (status >= 500) ctx.log.log({ kind: 'warn', msg: `web: ${method} ${p} failed: ${(e as Error)?.message ?? String(e)}` });
