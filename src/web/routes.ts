@@ -98,7 +98,7 @@ function seconds(body: Record<string, unknown>, key: string, max: number): numbe
   return n;
 }
 
-/** Whether the request may go on: Host/Origin are this server and the token is there. Answers 403 itself when not. */
+/** Whether the request may go on: Host/Origin are this server and the token is there; `why` says what is wrong when not. */
 export function admit(req: IncomingMessage, ctx: Pick<RouteContext, 'token' | 'port'>): { ok: boolean; fromQuery: boolean; why?: string } {
   if (!sameOrigin(req, ctx.port())) return { ok: false, fromQuery: false, why: `the request's Host (${req.headers.host}) or Origin (${req.headers.origin ?? 'none'}) is not this server on 127.0.0.1:${ctx.port()}` };
   const a = authorize(req, ctx.token, ctx.port());

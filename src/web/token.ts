@@ -62,7 +62,7 @@ export function tokenCookie(token: string, port: number): string {
  * rebinding (a foreign name resolving to 127.0.0.1) and cross-site websocket and POST requests.
  */
 export function sameOrigin(req: Pick<IncomingMessage, 'headers'>, port: number): boolean {
-  const hosts = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+  const hosts = [`127.0.0.1:${port}`, `localhost:${port}`];
   if (!hosts.includes(req.headers.host ?? '')) return false;
   const origin = req.headers.origin;
   return origin === undefined || hosts.some((h) => origin === `http://${h}`);

@@ -34,4 +34,30 @@ describe('web view data', () => {
       ['c', 'tiny · 1 core · 256 MiB', 'running'],
     ]);
   });
+
+  it('a SoftNPU switch: a node of kind switch with its ports; its links labelled with port numbers, the NIC end capturable', () => {
+    const info: TopologyInfo = {
+      name: 't',
+      falconDir: '/x',
+      nodes: [
+        { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' },
+        { name: 'h1', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' },
+      ],
+      links: [{ kind: 'softnpu', a: { node: 's1', index: -1, ifname: '', altname: '', mac: '', port: 1 }, b: { node: 'h1', index: 0, ifname: '', altname: '', mac: '02:00:00:00:00:02', socket: '/x/h1.nic0' } }],
+      interfaces: [],
+      switches: [
+        {
+          node: 's1', kind: 'softnpu', program: 'sidecar-lite', cpuPort: 'raw', radix: 1, status: 'running',
+          ports: [{ port: 0, to: 's1 NIC 0 (CPU, raw)' }, { port: 1, to: 'h1 NIC 0' }],
+          config: '/x/s1.npu.json', log: '/x/s1.switch.log', controlSocket: '/x/s1.npuctl',
+        },
+      ],
+    };
+    const v = webView(info);
+    expect(v.nodes.find((n) => n.kind === 'switch')).toMatchObject({ name: 's1', lines: ['s1', 'sidecar-lite switch · radix 1', 'running'], ports: [{ port: 0 }, { port: 1, to: 'h1 NIC 0' }] });
+    expect(v.edges.map((e) => [e.kind, e.fromLabel, e.toLabel, e.endpoints.map((x) => x.endpoint)])).toEqual([
+      ['cpu', 'port 0', '', []],
+      ['softnpu', 'port 1', 'NIC 0', ['h1:0']],
+    ]);
+  });
 });
