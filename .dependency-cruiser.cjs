@@ -1,5 +1,5 @@
-// Layers, imports pointing down only: model -> host -> switch -> guest -> images -> runner -> graph -> cli.
-const layers = ['model', 'host', 'switch', 'guest', 'images', 'runner', 'graph', 'cli'];
+// Layers, imports pointing down only: model -> host -> switch -> guest -> images -> runner -> graph -> web -> cli.
+const layers = ['model', 'host', 'switch', 'guest', 'images', 'runner', 'graph', 'web', 'cli'];
 const forbidden = [
   { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
 ];

@@ -18,6 +18,13 @@ fi
 step "host packages (falcon setup)"
 node bin/falcon.js setup
 
+step "Chromium for the web view's browser tests"
+# A test-only dependency: playwright-core drives Debian's Chromium, never a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+
 step "type-check"
 npx tsc --noEmit
 step "lint"

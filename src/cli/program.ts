@@ -13,6 +13,7 @@ import { npuCommand } from './npu-commands.js';
 import { graphCommand } from './graph-command.js';
 import { captureCommand } from './capture-command.js';
 import { impairCommand } from './impair-command.js';
+import { webCommand } from './web-command.js';
 import { setupHost } from '../runner/setup.js';
 import { initProject } from './init.js';
 
@@ -282,6 +283,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Ct
   program.addCommand(graphCommand(() => ({ runner: r(), stdout: ctx.stdout })));
   program.addCommand(captureCommand(() => ({ runner: r(), stdout: ctx.stdout })));
   program.addCommand(impairCommand(() => ({ runner: r(), stdout: ctx.stdout })));
+  program.addCommand(webCommand(() => ({ runner: r(), stdout: ctx.stdout })));
 
   if (!runner) {
     program

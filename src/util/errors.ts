@@ -63,6 +63,8 @@ export const ERROR_CODES = {
   CAPTURE_ENDPOINT: { when: 'capture named an endpoint the topology does not have (an unknown node, NIC index or altname), or one it cannot capture', fix: 'use node:index or an altname from the list in the message (info shows them)' },
   IMPAIR_TARGET: { when: 'impair named a link or endpoint the topology does not have, or one that cannot be impaired (external, SoftNPU and sidecar links)', fix: 'use nodeA--nodeB, node:index--node:index, links[N] or node:index from the list in the message' },
   IMPAIR_FAILED: { when: 'the impairment of a link could not be applied: the netem qdisc or the userspace helper (falcon-impair) failed', fix: 'read the tc error or the end of the helper log (.falcon/impair/LINK.log) quoted in the message' },
+  WEB_SERVER: { when: 'the web view could not listen (the port is taken, or not a port)', fix: 'choose another port with --port N, or --port 0 for any free one' },
+  WEB_REQUEST: { when: 'a request to the web view was refused: no or a wrong token (403), an unknown route or capture, or a body it cannot use', fix: 'open the URL the web command printed (it carries the token); the message says what the request lacked' },
   INIT_FAILED: { when: 'falcon init could not scaffold a project (the folder has files already)', fix: 'choose an empty or new folder' },
   INTERNAL: { when: 'Falcon hit a state it does not expect', fix: 'please report it with the message' },
 } as const satisfies Record<string, { when: string; fix: string }>;

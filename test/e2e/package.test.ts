@@ -57,6 +57,10 @@ describe('the packed package, installed outside the repository', () => {
     expect(existsSync(agentSourcePath())).toBe(true);
     const { guestFile } = await import(path.join(pkg, 'dist/images/recipes/common.js'));
     expect((await guestFile('tiny-inittab')).length).toBeGreaterThan(0);
+    // The web view's page and the libraries it loads, from the installed package.
+    const { AssetStore } = await import(path.join(pkg, 'dist/web/assets.js'));
+    const assets = await AssetStore.open();
+    for (const p of ['/assets/index.html', '/assets/app.js', '/vendor/xterm.mjs', '/vendor/cytoscape.mjs']) expect((await assets.get(p))?.body.length, p).toBeGreaterThan(0);
     expect(sh(project, 'npx', ['falcon', '--help'])).toMatch(/^Usage: falcon/);
   });
 

@@ -16,6 +16,8 @@ const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
 const NOT_RUN: Record<string, string> = {
   'npm test                           # type-check, lint, unit tests, then end-to-end tests with real VMs':
     'it is the suite itself (CI runs it); running it here would recurse',
+  'npx tsx examples/duo.ts web          # a web page of it: live graph, consoles, exec, captures; prints its URL':
+    'it serves until ctrl-c; test/e2e/web.test.ts runs it as written against a launched duo, in Chromium',
   'node bin/falcon.js image build debian-12 --as router --packages bird2':
     'test/e2e/recipes.test.ts runs it as written (into a store of its own) and boots the image it makes',
 };

@@ -259,6 +259,7 @@ describe('checkNetworkPreflight', () => {
       `ip tuntap add dev ${dev} mode tap`,
       `ip tuntap add dev ${peer} mode tap`,
       `ip link property add dev ${dev} altname falcon_probe_${dev.slice(4, 12)}`,
+      `tc qdisc add dev ${peer} root handle 1: netem delay 1ms`,
       `ip link add link ${dev} name ${dev.replace(/a$/, 'm')} type macvtap mode bridge`,
       `tc qdisc add dev ${dev} handle ffff: ingress`,
       `tc filter add dev ${dev} parent ffff: protocol all pref 1 u32 match u32 0 0`,

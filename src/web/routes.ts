@@ -1,0 +1,211 @@
+/**
+ * The web view's HTTP routes, behind the token: the page, its assets, the live view and the
+ * actions (exec, hyperstop, hyperstart, reboot, captures). Everything it touches comes in the
+ * context, so tests drive it with a fake topology.
+ */
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CaptureOptions, CaptureResult } from '../runner/capture.js';
+import type { TopologyInfo } from '../runner/runner.js';
+import type { ExecResult } from '../guest/exec-types.js';
+import type { Logger } from '../util/log.js';
+import type { AssetStore } from './assets.js';
+import type { CaptureSessions } from './captures.js';
+import { WebRequestError, httpStatusOf } from './errors.js';
+import type { LiveView } from './live.js';
+import { authorize, sameOrigin, tokenCookie } from './token.js';
+
+/** What the web view needs of a topology: a `Runner` has all of it. */
+export interface WebTopology {
+  readonly name: string;
+  info(): Promise<TopologyInfo>;
+  exec(node: string, command: string, opts: { timeoutMs?: number }): Promise<ExecResult<string>>;
+  hyperstop(nodes: string[]): Promise<void>;
+  hyperstart(nodes: string[]): Promise<void>;
+  reboot(node: string): Promise<void>;
+  capture(endpoint: string, opts: CaptureOptions): Promise<CaptureResult>;
+  consoleSocket(node: string): Promise<string>;
+}
+
+export interface RouteContext {
+  topo: WebTopology;
+  token: string;
+  /** The port the server listens on (names the cookie, checks Host). */
+  port: () => number;
+  live: LiveView;
+  captures: CaptureSessions;
+  assets: AssetStore;
+  log: Logger;
+}
+
+/** The longest exec the page may ask for, and its default. */
+const MAX_EXEC_S = 3600;
+const DEFAULT_EXEC_S = 60;
+const MAX_BODY = 64 * 1024;
+
+// The page loads only its own files; xterm.js sets inline styles.
+const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+function send(res: ServerResponse, status: number, body: string | Buffer, type: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-security-policy': CSP, ...headers });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, typeof value === 'string' ? value : JSON.stringify(value), 'application/json; charset=utf-8');
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  // A JSON content type cannot be sent cross-site without a CORS preflight, which we never grant.
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new WebRequestError(415, `${req.method} ${pathOf(req)} takes a JSON body (content-type: application/json)`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new WebRequestError(413, `the request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    /* reported below */
+  }
+  throw new WebRequestError(400, `the request body is not a JSON object: ${text.slice(0, 80)}`);
+}
+
+/** The request's path, without the query (which may carry the token: never logged). */
+function pathOf(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+}
+
+function str(body: Record<string, unknown>, key: string, required: true): string;
+function str(body: Record<string, unknown>, key: string, required?: false): string | undefined;
+function str(body: Record<string, unknown>, key: string, required = false): string | undefined {
+  const v = body[key];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'string' || (required && !v.trim())) throw new WebRequestError(400, `"${key}" must be a non-empty string, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function seconds(body: Record<string, unknown>, key: string, max: number): number | undefined {
+  const v = body[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n <= 0 || n > max) throw new WebRequestError(400, `"${key}" takes a number of seconds above 0 and at most ${max}, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Whether the request may go on: Host/Origin are this server and the token is there; `why` says what is wrong when not. */
+export function admit(req: IncomingMessage, ctx: Pick<RouteContext, 'token' | 'port'>): { ok: boolean; fromQuery: boolean; why?: string } {
+  if (!sameOrigin(req, ctx.port())) return { ok: false, fromQuery: false, why: `the request's Host (${req.headers.host}) or Origin (${req.headers.origin ?? 'none'}) is not this server on 127.0.0.1:${ctx.port()}` };
+  const a = authorize(req, ctx.token, ctx.port());
+  return a.ok ? a : { ...a, why: 'the request carries no valid token; open the URL the web command printed (it carries the token)' };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>;
+
+/** The request handler for node:http. */
+export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const { topo, live, captures } = ctx;
+  const action = (verb: 'hyperstop' | 'hyperstart' | 'reboot'): Handler => async (_req, res, [node]) => {
+    if (verb === 'reboot') await topo.reboot(node!);
+    else await topo[verb]([node!]);
+    await live.poll().catch(() => {});
+    sendJson(res, 200, { ok: true, node, action: verb });
+  };
+  const routes: [string, RegExp, Handler][] = [
+    ['GET', /^\/api\/view$/, async (_q, res) => sendJson(res, 200, (await live.current()).json)],
+    [
+      'POST',
+      /^\/api\/nodes\/([^/]+)\/exec$/,
+      async (req, res, [node]) => {
+        const body = await readJson(req);
+        const command = str(body, 'command', true);
+        const timeoutS = seconds(body, 'timeoutSeconds', MAX_EXEC_S) ?? DEFAULT_EXEC_S;
+        const r = await topo.exec(node!, command, { timeoutMs: timeoutS * 1000 });
+        sendJson(res, 200, { node, command, exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs });
+      },
+    ],
+    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstop$/, action('hyperstop')],
+    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstart$/, action('hyperstart')],
+    ['POST', /^\/api\/nodes\/([^/]+)\/reboot$/, action('reboot')],
+    ['GET', /^\/api\/captures$/, async (_q, res) => sendJson(res, 200, captures.list())],
+    [
+      'POST',
+      /^\/api\/captures$/,
+      async (req, res) => {
+        const body = await readJson(req);
+        const endpoint = str(body, 'endpoint', true);
+        const durationS = seconds(body, 'durationSeconds', 24 * 3600);
+        const filter = str(body, 'filter')?.split(/\s+/).filter(Boolean);
+        sendJson(res, 201, await captures.start(endpoint, { durationMs: durationS !== undefined ? durationS * 1000 : undefined, filter: filter?.length ? filter : undefined }));
+      },
+    ],
+    ['POST', /^\/api\/captures\/([^/]+)\/stop$/, async (_q, res, [id]) => sendJson(res, 200, await captures.stop(id!))],
+    [
+      'GET',
+      /^\/api\/captures\/([^/]+)\/pcap$/,
+      async (_q, res, [id]) => {
+        const { path, session } = captures.file(id!);
+        const name = `${topo.name}-${session.endpoint.replace(/[^\w.-]/g, '_')}-${id}.pcap`;
+        res.writeHead(200, {
+          'content-type': 'application/vnd.tcpdump.pcap',
+          'content-disposition': `attachment; filename="${name}"`,
+          'content-length': String(session.bytes ?? 0),
+          'cache-control': 'no-store',
+        });
+        await new Promise<void>((resolve, reject) => createReadStream(path).on('error', reject).on('end', resolve).pipe(res));
+      },
+    ],
+  ];
+
+  return async (req, res) => {
+    const p = pathOf(req);
+    const method = req.method ?? 'GET';
+    const done = (status: number) => ctx.log.log({ kind: 'step', level: 'trace', msg: `web: ${method} ${p} ${status}` });
+    try {
+      const a = admit(req, ctx);
+      if (!a.ok) {
+        send(res, 403, `403 forbidden: ${a.why}\n`, 'text/plain; charset=utf-8');
+        return done(403);
+      }
+      const cookie: Record<string, string> = a.fromQuery ? { 'set-cookie': tokenCookie(ctx.token, ctx.port()) } : {};
+      if (method === 'GET' && p === '/') {
+        // The token moves from the URL to the cookie, out of the address bar and history.
+        if (a.fromQuery) {
+          res.writeHead(303, { location: '/', 'cache-control': 'no-store', ...cookie });
+          res.end();
+          return done(303);
+        }
+        const page = await ctx.assets.get('/assets/index.html');
+        send(res, 200, page!.body, page!.type);
+        return done(200);
+      }
+      if (method === 'GET' && (p.startsWith('/assets/') || p.startsWith('/vendor/'))) {
+        const asset = await ctx.assets.get(p);
+        if (asset) {
+          send(res, 200, asset.body, asset.type, cookie);
+          return done(200);
+        }
+      }
+      const matching = routes.filter(([, re]) => re.test(p));
+      const route = matching.find(([m]) => m === method);
+      if (!route) {
+        if (matching.length) throw new WebRequestError(405, `${p} takes ${matching.map(([m]) => m).join(' or ')}, not ${method}`);
+        throw new WebRequestError(404, `no route ${method} ${p}`);
+      }
+      if (a.fromQuery) res.setHeader('set-cookie', cookie['set-cookie']!);
+      await route[2](req, res, route[1].exec(p)!.slice(1).map((s) => decodeURIComponent(s)));
+      return done(res.statusCode);
+    } catch (e) {
+      const status = httpStatusOf(e);
+      if (status >= 500) ctx.log.log({ kind: 'warn', msg: `web: ${method} ${p} failed: ${(e as Error)?.message ?? String(e)}` });
+      if (res.headersSent) res.destroy();
+      else sendJson(res, status, { error: { code: (e as { code?: string })?.code ?? 'INTERNAL', message: (e as Error)?.message ?? String(e) } });
+      done(status);
+    }
+  };
+}
