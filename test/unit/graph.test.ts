@@ -137,6 +137,14 @@ describe('topology graph model', () => {
     ]);
     expect(toMermaid(x)).toContain('|"h1 NIC 0: fn84d2b7b93e0 (gfix_h1_vn_sim0)<br>h2 NIC 0: fn54b203957e0 (gfix_h2_vn_sim0)<br>delay 20ms"|');
   });
+
+  it('by default labels an impaired link with its impairment, in mermaid and dot alike', () => {
+    const impaired = { ...info, links: info.links.map((l, i) => (i === 0 ? { ...l, impairment: { ab: { delayMs: 100, lossPct: 10 }, ba: { delayMs: 100, lossPct: 10 } } } : l)) };
+    const x = topologyGraph(impaired);
+    expect(x.edges.filter((e) => e.labels.length).map((e) => [e.kind, e.labels])).toEqual([['link', ['delay 100ms, loss 10%']]]);
+    expect(toMermaid(x)).toContain('h2 NIC 0: fn54b203957e0 (gfix_h2_vn_sim0)<br>delay 100ms, loss 10%"|');
+    expect(toDot(x)).toContain('delay 100ms, loss 10%');
+  });
 });
 
 describe('mermaid', () => {
