@@ -35,6 +35,12 @@ const PRINTS: Record<string, RegExp> = {
   "npx tsx topo.ts exec violin 'ip addr show eth0'": /^\d+: eth0: /,
   'npm run example -- softnpu demo': /^switch radix \(asked over ttyS3\): 2$[\s\S]*3 packets transmitted, 3 packets received/m,
   'npm run example -- softnpu npu scrimlet dump': /ingress\.router\.v4_route\.rtr/,
+  // The declared 100 ms each way: no reply comes back sooner than 200 ms.
+  'npx tsx examples/lossy.ts demo                               # 20 pings: ~200 ms RTT, ~10% lost':
+    /20 packets transmitted, \d+ packets received[\s\S]*round-trip min\/avg\/max = (?:[2-9]\d\d|\d{4,})\./,
+  'npx tsx examples/lossy.ts impair --show                      # per direction, with counters':
+    /violin:0 -> piano:0\s+rate 10Mbit\/s[\s\S]*piano:0 -> violin:0\s+delay 20ms/,
+  'npx tsx examples/lossy.ts graph                              # the link labelled with it': /violin:0→piano:0: rate 10Mbit\/s/,
 };
 
 /** The commands of each console block (lines after `$ `) and sh block (every line), in order. */
@@ -57,6 +63,7 @@ afterAll(() => {
     [repo, 'examples/solo.ts', examplesState],
     [repo, 'examples/softnpu.ts', examplesState],
     [repo, 'examples/sidecar.ts', examplesState],
+    [repo, 'examples/lossy.ts', examplesState],
     [lab, 'topo.ts', path.join(lab, '.falcon')],
   ] as const) {
     if (existsSync(state)) spawnSync('npx', ['tsx', program, 'destroy'], { cwd, timeout: 120_000, stdio: 'ignore' });
@@ -104,7 +111,7 @@ describe('README.md', () => {
       });
     }
     expect(ran.length).toBeGreaterThanOrEqual(10);
-    for (const name of ['duo', 'solo', 'softnpu', 'sidecar']) expect(leftovers(new Runner(name, { falconDir: examplesState, persistent: true })), name).toEqual([]);
+    for (const name of ['duo', 'solo', 'softnpu', 'sidecar', 'lossy']) expect(leftovers(new Runner(name, { falconDir: examplesState, persistent: true })), name).toEqual([]);
     expect(leftovers(new Runner('falcon_lab', { falconDir: path.join(lab, '.falcon'), persistent: true }))).toEqual([]);
   });
 });
