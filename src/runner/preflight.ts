@@ -8,7 +8,7 @@ import { formatProblems, type TopologyProblem } from '../model/errors.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
-import { detectKernelFeatures, featureProblems } from '../host/net.js';
+import { detectKernelFeatures, featureProblems, netemReason } from '../host/net.js';
 import { FalconError } from '../util/errors.js';
 import { switchProgramProblems } from './switches.js';
 
@@ -89,7 +89,8 @@ export async function hostChecks(proc: ProcessRunner, imageRoot: string): Promis
     checks.push({ name: 'free disk', ok: false, detail: `cannot use ${imageRoot}: ${(e as Error).message}`, fix: 'set FALCON_IMAGE_DIR to a writable folder' });
   }
   if (hasNetAdmin()) {
-    const problems = featureProblems(await detectKernelFeatures(proc), true);
+    const features = await detectKernelFeatures(proc);
+    const problems = featureProblems(features, true);
     checks.push({
       name: 'kernel network features',
       ok: problems.length === 0,
@@ -98,6 +99,14 @@ export async function hostChecks(proc: ProcessRunner, imageRoot: string): Promis
       // Without macvtap only external links are impossible.
       optional: problems.every((p) => p.path.includes('macvtap')),
     });
+    if (features.tools && features.permission) {
+      checks.push({
+        name: 'link impairment',
+        ok: true,
+        detail: features.netem ? 'netem qdisc' : `userspace helper falcon-impair: ${netemReason(features)}`,
+        optional: true,
+      });
+    }
   }
   return checks;
 }
