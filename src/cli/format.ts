@@ -79,5 +79,8 @@ export function formatImpairments(list: readonly ImpairStatus[]): string {
   const out = [table(['LINK', 'SOURCE', 'DIRECTION', 'IMPAIRMENT', 'SENT/RECEIVED', 'DROPPED'], rows)];
   const paths = new Map(list.filter((s) => s.path).map((s) => [`${s.path}: ${s.reason}`, s]));
   for (const [text, s] of paths) out.push(`path ${text}${s.helperPid ? ` (helper pid ${s.helperPid})` : ''}`);
+  const idle = list.filter((s) => s.path === 'userspace' && !s.helperPid).map((s) => s.link);
+  if (idle.length)
+    out.push(`no helper runs for ${idle.join(', ')}: it starts at launch and hyperstart; if the topology is running, its frames are not getting through until you run hyperstart or impair again`);
   return out.join('\n');
 }

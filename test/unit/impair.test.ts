@@ -260,5 +260,7 @@ describe('impairment in the CLI and the graph', () => {
       '                   b:0 -> a:0  none        -              -',
       'path userspace: no netem (helper pid 42)',
     ]);
+    const idle = formatImpairments([{ link: 'a:0--b:0', index: 0, source: 'declared', path: 'userspace', reason: 'no netem', directions: [] }]);
+    expect(idle).toMatch(/no helper runs for a:0--b:0: it starts at launch and hyperstart/);
   });
 });
