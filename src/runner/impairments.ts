@@ -134,8 +134,10 @@ export async function applyImpairments(c: ImpairContext, only?: readonly number[
   const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
   if (!links.length) return;
   const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
-  const running = await helperPids([...files.values()].map((f) => f.config));
-  // Nothing impaired and no helper running: a plain topology pays for no probe.
+  // No helper ever ran here (no .falcon/impair): no need to look for one in /proc.
+  const everRan = await fs.stat(impairDir(c.paths)).then(() => true, () => false);
+  const running = everRan ? await helperPids([...files.values()].map((f) => f.config)) : new Map<string, number[]>();
+  // Nothing impaired and nothing left to undo: a plain topology pays (almost) nothing.
   if (!links.some((l) => want.has(l.link)) && ![...running.values()].some((p) => p.length) && !(await anyNetem(c, links))) return;
   const { path: way, reason } = await decideImpairPath(c.proc, c.env, c.signal);
   if (way === 'netem') {
@@ -164,6 +166,8 @@ export async function applyImpairments(c: ImpairContext, only?: readonly number[
 
 /** Whether any of `links`' taps has a netem root (left by an earlier setting). */
 async function anyNetem(c: ImpairContext, links: ReturnType<typeof impairableLinks>): Promise<boolean> {
+  // The kernel probe ran at preflight (cached): without netem there is nothing to look for.
+  if (!(await detectKernelFeatures(c.proc, c.signal)).netem) return false;
   const roots = await queryNetemRoots(c.proc, c.signal).catch(() => new Set<string>());
   return links.some((l) => {
     const t = linkTaps(c.spec, l);
