@@ -19,7 +19,7 @@ export { PreflightError } from './runner/preflight.js';
 export { StateFileError } from './runner/state.js';
 export { renderGraph, parseGraphFormat, topologyGraph, toMermaid, toDot, toJson, GRAPH_FORMATS } from './graph/index.js';
 export type { GraphFormat, GraphOptions, RenderGraphOptions, TopologyGraph, GraphNode, GraphEdge, GraphEnd } from './graph/index.js';
-export { startWebServer, WebRequestError, impairmentText, webView } from './web/index.js';
+export { startWebServer, WebRequestError, webView } from './web/index.js';
 export type { WebServer, WebServerOptions, WebTopology, WebView, ViewEdge, ViewNode, ViewEndpoint } from './web/index.js';
 export { run, runWithExtra, runCli } from './cli/program.js';
 export type { ExtraCommand } from './cli/program.js';

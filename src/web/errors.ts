@@ -15,6 +15,8 @@ export class WebRequestError extends FalconError {
 const STATUS: Partial<Record<FalconErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   CAPTURE_ENDPOINT: 400,
+  IMPAIR_TARGET: 400,
+  TOPOLOGY_INVALID: 400,
   NODE_NOT_FOUND: 404,
   NODE_NOT_LAUNCHED: 409,
   NODE_NOT_RUNNING: 409,

@@ -6,5 +6,5 @@ export { startWebServer } from './server.js';
 export type { WebServer, WebServerOptions } from './server.js';
 export type { WebTopology } from './routes.js';
 export { WebRequestError } from './errors.js';
-export { impairmentText, webView } from './view.js';
+export { webView } from './view.js';
 export type { WebView, ViewEdge, ViewNode, ViewEndpoint } from './view.js';

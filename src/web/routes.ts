@@ -1,6 +1,6 @@
 /**
  * The web view's HTTP routes, behind the token: the page, its assets, the live view and the
- * actions (exec, hyperstop, hyperstart, reboot, captures). Everything it touches comes in the
+ * actions (exec, hyperstop, hyperstart, reboot, captures, impairment). Everything it touches comes in the
  * context, so tests drive it with a fake topology.
  */
 import { createReadStream } from 'node:fs';
@@ -8,6 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CaptureOptions, CaptureResult } from '../runner/capture.js';
 import type { TopologyInfo } from '../runner/runner.js';
 import type { ExecResult } from '../guest/exec-types.js';
+import type { ImpairStatus } from '../runner/impairments.js';
+import { IMPAIRMENT_FIELDS, type Impairment } from '../model/impair.js';
 import type { Logger } from '../util/log.js';
 import type { AssetStore } from './assets.js';
 import type { CaptureSessions } from './captures.js';
@@ -25,6 +27,9 @@ export interface WebTopology {
   reboot(node: string): Promise<void>;
   capture(endpoint: string, opts: CaptureOptions): Promise<CaptureResult>;
   consoleSocket(node: string): Promise<string>;
+  impair(target: string, impairment: Impairment): Promise<ImpairStatus>;
+  clearImpairment(target: string): Promise<ImpairStatus>;
+  impairments(target?: string): Promise<ImpairStatus[]>;
 }
 
 export interface RouteContext {
@@ -98,6 +103,29 @@ function seconds(body: Record<string, unknown>, key: string, max: number): numbe
   return n;
 }
 
+const DIRECTIONS = ['both', 'ab', 'ba'] as const;
+
+/** The impairment fields of a body; empty ones (`""`, null) are absent, numeric strings count as numbers (form values). */
+function impairmentOf(body: Record<string, unknown>): Impairment {
+  const known = new Set<string>(['target', 'direction', ...IMPAIRMENT_FIELDS]);
+  const stray = Object.keys(body).filter((k) => !known.has(k));
+  if (stray.length) throw new WebRequestError(400, `${stray.map((k) => JSON.stringify(k)).join(', ')} ${stray.length === 1 ? 'is no impairment field' : 'are no impairment fields'}; use ${IMPAIRMENT_FIELDS.join(', ')}`);
+  const imp: Impairment = {};
+  for (const f of IMPAIRMENT_FIELDS) {
+    const v = body[f];
+    if (v === undefined || v === null || v === '') continue;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() ? Number(v) : NaN;
+    if (!Number.isFinite(n)) throw new WebRequestError(400, `"${f}" takes a number, not ${JSON.stringify(v)}`);
+    imp[f] = n;
+  }
+  return imp;
+}
+
+/** A link as the impairment API names it: `links[N]`, `nodeA--nodeB` or `nodeA:i--nodeB:j`. */
+function isLinkTarget(target: string): boolean {
+  return /^links\[\d+\]$/.test(target) || target.indexOf('--') > 0;
+}
+
 /** Whether the request may go on: Host/Origin are this server and the token is there; `why` says what is wrong when not. */
 export function admit(req: IncomingMessage, ctx: Pick<RouteContext, 'token' | 'port'>): { ok: boolean; fromQuery: boolean; why?: string } {
   if (!sameOrigin(req, ctx.port())) return { ok: false, fromQuery: false, why: `the request's Host (${req.headers.host}) or Origin (${req.headers.origin ?? 'none'}) is not this server on 127.0.0.1:${ctx.port()}` };
@@ -116,6 +144,29 @@ export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: Server
     await live.poll().catch(() => {});
     sendJson(res, 200, { ok: true, node, action: verb });
   };
+  /**
+   * Set or clear the impairment of `target`: `direction` `both` (default) is the target as
+   * given; `ab`/`ba` on a link is the frames its `a`/`b` end sends (the `node:index` target).
+   */
+  const impairAction = (verb: 'set' | 'clear'): Handler => async (req, res) => {
+    const body = await readJson(req);
+    const target = str(body, 'target', true);
+    const direction = body.direction ?? 'both';
+    if (!DIRECTIONS.includes(direction as (typeof DIRECTIONS)[number])) throw new WebRequestError(400, `"direction" takes ${DIRECTIONS.join(', ')}, not ${JSON.stringify(direction)}`);
+    const imp = verb === 'set' ? impairmentOf(body) : undefined;
+    if (imp && !Object.keys(imp).length) throw new WebRequestError(400, `give at least one of ${IMPAIRMENT_FIELDS.join(', ')} to set, or clear the impairment`);
+    let to = target;
+    if (direction !== 'both') {
+      if (!isLinkTarget(target)) throw new WebRequestError(400, `"direction" ${direction} goes with a link (links[N], nodeA--nodeB); the endpoint ${target} already names one direction`);
+      const [status] = await topo.impairments(target);
+      const end = (await live.current()).view.info.links[status!.index]?.[direction === 'ab' ? 'a' : 'b'];
+      if (!end) throw new WebRequestError(404, `topology "${topo.name}" has no link ${target}`);
+      to = `${end.node}:${end.index}`;
+    }
+    const status = imp ? await topo.impair(to, imp) : await topo.clearImpairment(to);
+    await live.poll().catch(() => {});
+    sendJson(res, 200, status);
+  };
   const routes: [string, RegExp, Handler][] = [
     ['GET', /^\/api\/view$/, async (_q, res) => sendJson(res, 200, (await live.current()).json)],
     [
@@ -129,6 +180,10 @@ export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: Server
         sendJson(res, 200, { node, command, exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs });
       },
     ],
+    ['GET', /^\/api\/impairments$/, async (_q, res) => sendJson(res, 200, await topo.impairments())],
+    ['GET', /^\/api\/impairments\/([^/]+)$/, async (_q, res, [target]) => sendJson(res, 200, (await topo.impairments(target!))[0])],
+    ['POST', /^\/api\/impairments$/, impairAction('set')],
+    ['POST', /^\/api\/impairments\/clear$/, impairAction('clear')],
     ['POST', /^\/api\/nodes\/([^/]+)\/hyperstop$/, action('hyperstop')],
     ['POST', /^\/api\/nodes\/([^/]+)\/hyperstart$/, action('hyperstart')],
     ['POST', /^\/api\/nodes\/([^/]+)\/reboot$/, action('reboot')],

@@ -4,7 +4,7 @@
  * the side panel. Pure: info in, JSON-able data out.
  */
 import { edgeLines, nodeLines, topologyGraph, type GraphEdge, type GraphEnd, type GraphNode } from '../graph/index.js';
-import type { LinkInfo, TopologyInfo } from '../runner/runner.js';
+import type { TopologyInfo } from '../runner/runner.js';
 
 /** A capturable end of an edge: `node:index`, with its host interface when it has one. */
 export interface ViewEndpoint {
@@ -27,7 +27,10 @@ export interface ViewEdge extends GraphEdge {
   fromLabel: string;
   toLabel: string;
   endpoints: ViewEndpoint[];
-  /** The link's impairment as text (`delay 100ms loss 20%`), when it has one. */
+  /**
+   * The link's impairment as `graph` labels it (`delay 100ms, loss 20%`; one line per direction
+   * when they differ), when it has one.
+   */
   impairment?: string;
 }
 
@@ -36,29 +39,6 @@ export interface WebView {
   nodes: ViewNode[];
   edges: ViewEdge[];
   info: TopologyInfo;
-}
-
-/**
- * An impairment value as one short line: a string as it is, an object as `key value` pairs
- * (`{ delay: '100ms', loss: '20%' }` -> `delay 100ms loss 20%`); nothing for an empty one.
- */
-export function impairmentText(v: unknown): string | undefined {
-  if (v === undefined || v === null || v === false) return undefined;
-  if (typeof v === 'string') return v.trim() || undefined;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  if (Array.isArray(v)) return v.map(impairmentText).filter((x) => x !== undefined).join(', ') || undefined;
-  if (typeof v === 'object') {
-    const parts = Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== undefined && x !== null && x !== false)
-      .map(([k, x]) => (x === true ? k : `${k} ${typeof x === 'object' ? JSON.stringify(x) : String(x)}`));
-    return parts.join(' ') || undefined;
-  }
-  return undefined;
-}
-
-/** The link's optional `impairment` field (set by the impairment API when a link has one). */
-function linkImpairment(l: LinkInfo): string | undefined {
-  return impairmentText((l as LinkInfo & { impairment?: unknown }).impairment);
 }
 
 function endLabel(e: GraphEnd): string {
@@ -73,13 +53,14 @@ function endpointOf(e: GraphEnd, kind: GraphNode['kind'] | undefined): ViewEndpo
 
 /** The page's data for `info`. */
 export function webView(info: TopologyInfo): WebView {
-  const g = topologyGraph(info, { linkLabels: (l) => [linkImpairment(l)].filter((x): x is string => !!x) });
+  // The graph's default link labels are the impairment, as `graph` draws it.
+  const g = topologyGraph(info);
   const kinds = new Map(g.nodes.map((n) => [n.id, n.kind]));
   return {
     topology: g.topology,
     nodes: g.nodes.map((n) => ({ ...n, lines: nodeLines(n) })),
     edges: g.edges.map((e, i) => {
-      const impairment = e.link !== undefined ? linkImpairment(info.links[e.link]!) : undefined;
+      const impairment = e.labels.join('\n');
       return {
         ...e,
         key: `e${i}`,

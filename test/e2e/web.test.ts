@@ -102,12 +102,13 @@ interface PageElement {
 interface CyCollection {
   map<T>(f: (e: { data(key: string): string }) => T): T[];
 }
-declare const document: { getElementById(id: string): PageElement | null; querySelector(selector: string): PageElement | null };
+declare const document: { getElementById(id: string): PageElement | null; querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): ArrayLike<PageElement> };
 declare const window: { falcon: { cy: { nodes(): CyCollection; edges(): CyCollection }; console?: { text(): string } } };
 
 const graphNodes = () => window.falcon?.cy?.nodes().map((n) => `${n.data('name')}:${n.data('status')}`) ?? null;
 const consoleText = () => window.falcon?.console?.text() ?? '(no console open)';
 const panelText = () => document.getElementById('panel')?.innerText;
+const edgeLabels = () => window.falcon?.cy?.edges().map((e) => e.data('label')) ?? null;
 
 /** Open node `name`'s panel and wait until its console is attached. */
 async function openNode(page: Page, name: string): Promise<void> {
@@ -222,6 +223,35 @@ describe('web view of a running topology, in Chromium', () => {
     const { packets } = readPcap(readFileSync(file));
     // ARP requests for 10.77.0.2 (nobody answers): ethertype 0x0806.
     expect(packets.filter((p) => p.data.readUInt16BE(12) === 0x0806).length).toBeGreaterThan(0);
+  });
+
+  it('the link panel sets a 50 ms delay both ways (graph label, panel and runner agree), then clears it', async () => {
+    const runner = new Runner('webe2e', { falconDir, persistent: true });
+    const texts = async () => (await runner.impairments('n0--n1'))[0]!.directions.map((d) => d.text);
+    expect(await texts()).toEqual(['none', 'none']);
+    await a.click('button[data-link="e0"]');
+    await waitInPage(a, 'the impairment status', () => document.querySelectorAll('.impair-status .impair-text').length === 2, panelText);
+    await a.fill('.impair-form input[name=delayMs]', '50');
+    await a.click('button.apply-impairment');
+    await waitInPage(a, 'the delay on the graph label', () => window.falcon.cy.edges().map((e) => e.data('label')).includes('delay 50ms'), edgeLabels, 120_000);
+    await waitInPage(a, 'the apply to finish', () => document.querySelector('.impair-msg')?.textContent === 'apply: done' || document.querySelector('.impair-error')?.textContent, panelText);
+    const panel = await a.evaluate(() => ({
+      directions: Array.from(document.querySelectorAll('.impair-status .impair-text')).map((t) => t.textContent),
+      source: document.querySelector('.impair-source')?.textContent ?? '',
+      error: document.querySelector('.impair-error')?.textContent ?? '',
+    }));
+    expect(panel).toEqual({ directions: ['delay 50ms', 'delay 50ms'], source: expect.stringMatching(/^set at runtime, applied by the (netem qdisc|userspace helper)/), error: '' });
+    expect(await texts()).toEqual(['delay 50ms', 'delay 50ms']);
+    await a.screenshot({ path: path.join(repo, 'docs/images/web-impairment.png') });
+    // The node's own validation, shown as the refusal.
+    await a.fill('.impair-form input[name=lossPct]', '150');
+    await a.click('button.apply-impairment');
+    await waitInPage(a, 'the refusal', () => document.querySelector('.impair-error')?.textContent, panelText);
+    expect(await a.evaluate(() => document.querySelector('.impair-error')?.textContent)).toMatch(/links\[0\]\.lossPct: is 150; it must be a number from 0 to 100/);
+    await a.click('button.clear-impairment');
+    await waitInPage(a, 'the label gone', () => window.falcon.cy.edges().map((e) => e.data('label')).join('') === '', edgeLabels, 120_000);
+    expect(await texts()).toEqual(['none', 'none']);
+    expect((await runner.impairments('n0--n1'))[0]!.source).toBe('none');
   });
 
   it('hyperstop turns the node stopped on both pages without reload; hyperstart brings it back', async () => {

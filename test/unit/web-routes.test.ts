@@ -8,6 +8,9 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FalconError } from '../../src/util/errors.js';
+import { TopologyValidationError } from '../../src/model/errors.js';
+import { formatImpairment, impairmentProblems, type DirectedImpairment, type Impairment } from '../../src/model/impair.js';
+import type { ImpairStatus } from '../../src/runner/impairments.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { pcapGlobalHeader, pcapRecordOf } from '../../src/host/pcap.js';
 import type { TopologyInfo } from '../../src/runner/runner.js';
@@ -22,6 +25,29 @@ function fakeTopology() {
   const status: Record<string, 'running' | 'stopped'> = { violin: 'running', piano: 'running' };
   const calls: string[] = [];
   const files: string[] = [];
+  let impairment: DirectedImpairment = { ab: { delayMs: 100, lossPct: 20 }, ba: { delayMs: 100, lossPct: 20 } };
+  // What each target names on the one link, as the runner resolves them.
+  const TARGETS: Record<string, ('ab' | 'ba')[]> = { 'links[0]': ['ab', 'ba'], 'violin--piano': ['ab', 'ba'], 'violin:0--piano:0': ['ab', 'ba'], 'violin:0': ['ab'], 'piano:0': ['ba'] };
+  const resolve = (target: string) => {
+    const dirs = TARGETS[target];
+    if (!dirs) throw new FalconError('IMPAIR_TARGET', `topology "fake": "${target}" names no link or endpoint; the links that can be impaired are: violin:0--piano:0`);
+    return dirs;
+  };
+  const impStatus = (): ImpairStatus => ({
+    link: 'violin:0--piano:0',
+    index: 0,
+    source: impairment.ab || impairment.ba ? 'runtime' : 'none',
+    ...(impairment.ab || impairment.ba ? { path: 'userspace' as const, reason: 'no netem here' } : {}),
+    directions: (['ab', 'ba'] as const).map((d) => ({ direction: d === 'ab' ? 'violin:0 -> piano:0' : 'piano:0 -> violin:0', impairment: impairment[d] ?? null, text: formatImpairment(impairment[d]) })),
+  });
+  const setImp = (target: string, imp: Impairment | null) => {
+    for (const d of resolve(target)) {
+      if (imp) impairment[d] = imp;
+      else delete impairment[d];
+    }
+    impairment = { ...impairment };
+    return impStatus();
+  };
   const topo: WebTopology = {
     name: 'fake',
     async info(): Promise<TopologyInfo> {
@@ -29,7 +55,7 @@ function fakeTopology() {
         name: 'fake',
         falconDir: '/nowhere/.falcon',
         nodes: Object.entries(status).map(([name, s], i) => ({ name, id: i, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: s })),
-        links: [{ kind: 'link', a: end('violin', 1), b: end('piano', 2), impairment: { delay: '100ms', loss: '20%' } } as TopologyInfo['links'][number]],
+        links: [{ kind: 'link', a: end('violin', 1), b: end('piano', 2), ...(impairment.ab || impairment.ba ? { impairment } : {}) }],
         interfaces: [],
         switches: [],
       };
@@ -60,6 +86,21 @@ function fakeTopology() {
     },
     async consoleSocket() {
       return '/nonexistent/console.sock';
+    },
+    async impair(target, imp) {
+      calls.push(`impair ${target} ${JSON.stringify(imp)}`);
+      resolve(target);
+      const problems = impairmentProblems(imp, target);
+      if (problems.length) throw new TopologyValidationError('fake', problems);
+      return setImp(target, imp);
+    },
+    async clearImpairment(target) {
+      calls.push(`clear ${target}`);
+      return setImp(target, null);
+    },
+    async impairments(target) {
+      if (target !== undefined) resolve(target);
+      return [impStatus()];
     },
   };
   return { topo, status, calls, files };
@@ -131,7 +172,7 @@ describe('web server routes', () => {
 
   it('refuses every route and the websockets without the token (403), and with a wrong one', async () => {
     const { web } = await start();
-    for (const p of ['/', '/assets/app.js', '/vendor/xterm.mjs', '/api/view', '/api/captures', '/nope', '/?token=wrong'])
+    for (const p of ['/', '/assets/app.js', '/vendor/xterm.mjs', '/api/view', '/api/captures', '/api/impairments', '/api/impairments/links%5B0%5D', '/nope', '/?token=wrong'])
       expect((await request(web.port, p)).status, p).toBe(403);
     expect((await request(web.port, '/api/nodes/violin/hyperstop', { method: 'POST' })).status).toBe(403);
     expect((await request(web.port, '/api/view', { headers: { cookie: `${cookieName(web.port)}=x${web.token}` } })).status).toBe(403);
@@ -163,15 +204,15 @@ describe('web server routes', () => {
     expect(await wsOpen(`ws://127.0.0.1:${web.port}/ws/view`, { cookie, origin: 'http://evil.example' })).toEqual({ refused: 403 });
   });
 
-  it('/api/view: nodes with status, the link with its taps and its impairment as text', async () => {
+  it('/api/view: nodes with status, the link with its taps and its impairment as graph labels it', async () => {
     const { api } = await start();
     const { status, json } = await api('GET', '/api/view');
     const v = json as unknown as WebView;
     expect(status).toBe(200);
     expect(v.nodes.map((n) => [n.name, n.status])).toEqual([['violin', 'running'], ['piano', 'running']]);
     expect(v.edges).toHaveLength(1);
-    expect([v.edges[0]!.fromLabel, v.edges[0]!.toLabel, v.edges[0]!.impairment]).toEqual(['tap1', 'tap2', 'delay 100ms loss 20%']);
-    expect(v.edges[0]!.lines).toContain('delay 100ms loss 20%');
+    expect([v.edges[0]!.fromLabel, v.edges[0]!.toLabel, v.edges[0]!.impairment]).toEqual(['tap1', 'tap2', 'delay 100ms, loss 20%']);
+    expect(v.edges[0]!.lines).toContain('delay 100ms, loss 20%');
     expect(v.edges[0]!.endpoints.map((e) => e.endpoint)).toEqual(['violin:0', 'piano:0']);
   });
 
@@ -224,6 +265,63 @@ describe('web server routes', () => {
     expect((await api('GET', '/api/captures/99/pcap')).status).toBe(404);
     await web.close();
     expect(files.map((f) => existsSync(f))).toEqual([false]);
+  });
+
+  it('impairment: set on a link, one direction of it, or an endpoint calls the runner with that target and values; clear too', async () => {
+    const { api, calls } = await start();
+    const all = await api('GET', '/api/impairments');
+    expect([all.status, (all.json as unknown as ImpairStatus[]).map((s) => s.link)]).toEqual([200, ['violin:0--piano:0']]);
+    const one = await api('GET', `/api/impairments/${encodeURIComponent('links[0]')}`);
+    expect([one.status, one.json.source, (one.json as unknown as ImpairStatus).directions.map((d) => d.text)]).toEqual([200, 'runtime', ['delay 100ms, loss 20%', 'delay 100ms, loss 20%']]);
+    const set = await api('POST', '/api/impairments', { target: 'links[0]', delayMs: 50, jitterMs: '5', lossPct: '', rateMbit: null });
+    expect([set.status, (set.json as unknown as ImpairStatus).directions.map((d) => d.text)]).toEqual([200, ['delay 50ms ±5ms', 'delay 50ms ±5ms']]);
+    await api('POST', '/api/impairments', { target: 'violin--piano', direction: 'ab', rateMbit: 10 });
+    await api('POST', '/api/impairments', { target: 'links[0]', direction: 'ba', lossPct: 1 });
+    await api('POST', '/api/impairments', { target: 'piano:0', corruptPct: 2 });
+    const cleared = await api('POST', '/api/impairments/clear', { target: 'links[0]', direction: 'ab' });
+    expect((cleared.json as unknown as ImpairStatus).directions.map((d) => d.text)).toEqual(['none', 'corrupt 2%']);
+    await api('POST', '/api/impairments/clear', { target: 'links[0]' });
+    expect(calls).toEqual([
+      'impair links[0] {"delayMs":50,"jitterMs":5}',
+      'impair violin:0 {"rateMbit":10}',
+      'impair piano:0 {"lossPct":1}',
+      'impair piano:0 {"corruptPct":2}',
+      'clear violin:0',
+      'clear links[0]',
+    ]);
+  });
+
+  it('impairment: the view pushes the new label; the page and graph say the same', async () => {
+    const { api, web, cookie } = await start();
+    const o = await wsOpen(`ws://127.0.0.1:${web.port}/ws/view`, { cookie });
+    if (!('ws' in o)) throw new Error(`view websocket refused: ${o.refused}`);
+    const label = (m: string) => (JSON.parse(m) as WebView).edges[0]!.impairment;
+    await until('a first view', () => o.messages[0]);
+    await api('POST', '/api/impairments', { target: 'violin:0', delayMs: 50 });
+    await until('the per-direction label pushed', () => (o.messages.some((m) => label(m) === 'violin:0→piano:0: delay 50ms\npiano:0→violin:0: delay 100ms, loss 20%') ? true : undefined));
+    await api('POST', '/api/impairments/clear', { target: 'links[0]' });
+    await until('no label once cleared', () => (label(o.messages.at(-1)!) === undefined ? true : undefined));
+    o.ws.close();
+  });
+
+  it('impairment: bad bodies are 400 naming the field; an unknown or unimpairable target is 400 with IMPAIR_TARGET; nothing reaches the runner', async () => {
+    const { api, calls } = await start();
+    const bad = async (body: unknown, path = '/api/impairments') => {
+      const r = await api('POST', path, body);
+      return [r.status, r.json.error?.code, r.json.error?.message];
+    };
+    expect(await bad({ target: 'links[0]', delayMs: 'soon' })).toEqual([400, 'WEB_REQUEST', '"delayMs" takes a number, not "soon"']);
+    expect(await bad({ target: 'links[0]', delay: 5 })).toEqual([400, 'WEB_REQUEST', expect.stringMatching(/^"delay" is no impairment field; use delayMs, jitterMs/)]);
+    expect(await bad({ target: 'links[0]' })).toEqual([400, 'WEB_REQUEST', expect.stringContaining('give at least one of delayMs')]);
+    expect(await bad({ delayMs: 5 })).toEqual([400, 'WEB_REQUEST', expect.stringContaining('"target"')]);
+    expect(await bad({ target: 'links[0]', direction: 'up', delayMs: 5 })).toEqual([400, 'WEB_REQUEST', '"direction" takes both, ab, ba, not "up"']);
+    expect(await bad({ target: 'violin:0', direction: 'ba', delayMs: 5 })).toEqual([400, 'WEB_REQUEST', expect.stringContaining('goes with a link')]);
+    expect(await bad({ target: 'links[7]', direction: 'ab' }, '/api/impairments/clear')).toEqual([400, 'IMPAIR_TARGET', expect.stringContaining('names no link')]);
+    expect((await api('GET', '/api/impairments/cello--piano')).json.error?.code).toBe('IMPAIR_TARGET');
+    expect(calls).toEqual([]);
+    // Out of range: the runner's validation, with the field's path.
+    expect(await bad({ target: 'links[0]', lossPct: 150 })).toEqual([400, 'TOPOLOGY_INVALID', expect.stringContaining('links[0].lossPct')]);
+    expect(await bad({ target: 'cello:0', delayMs: 5 })).toEqual([400, 'IMPAIR_TARGET', expect.stringContaining('cello:0')]);
   });
 
   it('never logs the token, even at trace level with the token in URLs', async () => {

@@ -1,24 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { TopologyInfo } from '../../src/runner/runner.js';
-import { impairmentText, webView } from '../../src/web/view.js';
+import { webView } from '../../src/web/view.js';
 
 describe('web view data', () => {
-  it('impairment as one line: strings as they are, objects as key value pairs, nothing when empty', () => {
-    expect(impairmentText('delay 100ms loss 20%')).toBe('delay 100ms loss 20%');
-    expect(impairmentText({ delay: '100ms', loss: '20%' })).toBe('delay 100ms loss 20%');
-    expect(impairmentText({ delayMs: 100, jitter: undefined, corrupt: true })).toBe('delayMs 100 corrupt');
-    expect(impairmentText({ rate: { kbit: 64 } })).toBe('rate {"kbit":64}');
-    expect(impairmentText(['delay 1ms', 'loss 1%'])).toBe('delay 1ms, loss 1%');
-    for (const none of [undefined, null, '', '  ', {}, [], false]) expect(impairmentText(none)).toBeUndefined();
-  });
-
   it('edges carry their taps at the ends, their capture endpoints and the impairment label', () => {
     const end = (node: string, ifname: string, index = 0) => ({ node, index, ifname, altname: `t_${node}_vn_sim${index}`, mac: '02:00:00:00:00:01' });
     const info: TopologyInfo = {
       name: 't',
       falconDir: '/x',
       nodes: ['a', 'b', 'c'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' as const })),
-      links: [{ kind: 'link', a: end('a', 'tapa'), b: end('b', 'tapb'), impairment: { loss: '5%' } } as TopologyInfo['links'][number], { kind: 'link', a: end('b', 'tapb1', 1), b: end('c', 'tapc') }],
+      links: [
+        { kind: 'link', a: end('a', 'tapa'), b: end('b', 'tapb'), impairment: { ab: { lossPct: 5 }, ba: { lossPct: 5 } } },
+        { kind: 'link', a: end('b', 'tapb1', 1), b: end('c', 'tapc') },
+      ],
       interfaces: [],
       switches: [],
     };
@@ -33,6 +27,25 @@ describe('web view data', () => {
       ['b', 'tiny · 1 core · 256 MiB', 'running'],
       ['c', 'tiny · 1 core · 256 MiB', 'running'],
     ]);
+  });
+
+  it('an impairment that differs by direction: one label line per direction, as graph draws it', () => {
+    const end = (node: string, ifname: string) => ({ node, index: 0, ifname, altname: `t_${node}_vn_sim0`, mac: '02:00:00:00:00:01' });
+    const info: TopologyInfo = {
+      name: 't',
+      falconDir: '/x',
+      nodes: ['a', 'b'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' as const })),
+      links: [{ kind: 'link', a: end('a', 'tapa'), b: end('b', 'tapb'), impairment: { ab: { delayMs: 50, jitterMs: 5 }, ba: { rateMbit: 0.5 } } }],
+      interfaces: [],
+      switches: [],
+    };
+    const e = webView(info).edges[0]!;
+    expect(e.impairment).toBe('a:0→b:0: delay 50ms ±5ms\nb:0→a:0: rate 500kbit/s');
+    expect(e.lines.slice(-2)).toEqual(['a:0→b:0: delay 50ms ±5ms', 'b:0→a:0: rate 500kbit/s']);
+    info.links[0]!.impairment = { ab: { delayMs: 50 } };
+    expect(webView(info).edges[0]!.impairment).toBe('a:0→b:0: delay 50ms');
+    info.links[0]!.impairment = undefined;
+    expect(webView(info).edges[0]!.impairment).toBeUndefined();
   });
 
   it('a SoftNPU switch: a node of kind switch with its ports; its links labelled with port numbers, the NIC end capturable', () => {

@@ -37,7 +37,7 @@ function lists() {
     ...view.nodes.map((n) => h('li', {}, h('button', { type: 'button', 'data-node': n.name, 'data-status': n.status, title: n.lines.join(' · '), onclick: () => select({ kind: 'node', id: n.id }) }, `${n.name} (${n.status})`))),
   );
   document.getElementById('link-list').replaceChildren(
-    ...view.edges.filter((e) => e.kind !== 'cpu').map((e) => h('li', {}, h('button', { type: 'button', 'data-link': e.key, onclick: () => select({ kind: 'edge', id: e.key }) }, `${e.from.name} — ${e.to.name}${e.impairment ? ` (${e.impairment})` : ''}`))),
+    ...view.edges.filter((e) => e.kind !== 'cpu').map((e) => h('li', {}, h('button', { type: 'button', 'data-link': e.key, onclick: () => select({ kind: 'edge', id: e.key }) }, `${e.from.name} — ${e.to.name}${e.impairment ? ` (${e.impairment.replaceAll('\n', '; ')})` : ''}`))),
   );
 }
 

@@ -89,22 +89,17 @@ export function otherPanel(panel, n) {
 
 /** Fill `panel` for view edge `e`. */
 export function linkPanel(panel, e) {
-  const impairment = h('section', { class: 'impairment', 'data-slot': 'impairment' });
-  const fill = (edge) => {
-    const s = impairmentSection(edge);
-    impairment.replaceChildren(...(s ? [h('h3', {}, 'Impairment'), s] : []));
-  };
-  fill(e);
+  const imp = impairmentSection(e);
   panel.replaceChildren(
     h('h2', {}, `${e.kind === 'link' ? 'Link' : `${e.kind} link`}: ${e.from.name} — ${e.to.name}`),
     h('ul', { class: 'link-lines' }, ...e.lines.map((l) => h('li', {}, l))),
     captureSection(e.endpoints),
-    impairment,
+    h('section', { class: 'impairment', 'data-slot': 'impairment' }, h('h3', {}, 'Impairment'), imp.el),
   );
   return {
     update(v) {
       const now = v.edges.find((x) => x.key === e.key);
-      if (now) fill(now);
+      if (now) imp.update(now);
     },
     close() {},
   };
