@@ -105,7 +105,7 @@ export async function decideImpairPath(proc: ProcessRunner, env: NodeJS.ProcessE
   if (setting === 'userspace') return { path: 'userspace', reason: 'FALCON_IMPAIR=userspace' };
   const f = await detectKernelFeatures(proc, signal);
   if (setting === 'netem' && !f.netem) throw new FalconError('IMPAIR_FAILED', `FALCON_IMPAIR=netem, but ${netemReason(f)}; unset FALCON_IMPAIR to use the userspace helper`);
-  return f.netem ? { path: 'netem', reason: netemReason(f) } : { path: 'userspace', reason: `${netemReason(f)}; the userspace helper falcon-impair does the same` };
+  return { path: f.netem ? 'netem' : 'userspace', reason: netemReason(f) };
 }
 
 function linkTaps(spec: TopologySpec, l: ReturnType<typeof impairableLinks>[number]): LinkTaps {
