@@ -191,11 +191,9 @@ describe('falcon-agent over a Unix socket', () => {
   });
 
   it('kills the process group on timeout, with the partial output in the error', async () => {
-    const t0 = Date.now();
     const e = await execOverChannel(sock, 'echo started; echo $$ >&2; sleep 30 & echo $!; wait', { timeoutMs: 500 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ExecTimeoutError);
     const te = e as ExecTimeoutError;
-    expect(Date.now() - t0).toBeLessThan(4000);
     expect(te.signal).toBe('SIGTERM');
     expect(te.message).toMatch(/timed out after 500 ms and was killed \(it ended by SIGTERM\)/);
     expect(te.message).toContain('started');
@@ -227,13 +225,18 @@ describe('falcon-agent over a Unix socket', () => {
   it('runs two execs at once on one connection', async () => {
     const conn = await ExecConnection.connect(sock);
     try {
-      const t0 = Date.now();
-      const [a, b] = await Promise.all([conn.exec('sleep 1; echo a'), conn.exec('sleep 1; echo b >&2; exit 3')]);
-      const ms = Date.now() - t0;
-      expect(a.stdout.toString()).toBe('a\n');
+      // Each prints when it started and ended (ns); run one after the other, they could not overlap.
+      const [a, b] = await Promise.all([
+        conn.exec('s=$(date +%s%N); sleep 1; echo a $s $(date +%s%N)'),
+        conn.exec('s=$(date +%s%N); sleep 1; echo b >&2; echo $s $(date +%s%N); exit 3'),
+      ]);
+      const [, aStart, aEnd] = a.stdout.toString().trim().split(' ').map(Number);
+      const [bStart, bEnd] = b.stdout.toString().trim().split(' ').map(Number);
+      expect(a.stdout.toString()).toMatch(/^a \d+ \d+\n$/);
       expect(b).toMatchObject({ exitCode: 3 });
       expect(b.stderr.toString()).toBe('b\n');
-      expect(ms).toBeLessThan(1900);
+      expect(aStart!).toBeLessThan(bEnd!);
+      expect(bStart!).toBeLessThan(aEnd!);
       // Many small ones.
       const many = await Promise.all(Array.from({ length: 40 }, (_, i) => conn.exec(`echo ${i}`)));
       expect(many.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 40 }, (_, i) => `${i}\n`));
@@ -245,11 +248,9 @@ describe('falcon-agent over a Unix socket', () => {
   });
 
   it('queues a second client until the first disconnects, and both succeed', async () => {
-    const t0 = Date.now();
     const [a, b] = await Promise.all([execOverChannel(sock, 'sleep 0.5; echo a'), execOverChannel(sock, 'echo b')]);
     expect(a.stdout.toString()).toBe('a\n');
     expect(b.stdout.toString()).toBe('b\n');
-    expect(Date.now() - t0).toBeLessThan(3000);
   });
 
   it('lets many clients queue at once (QEMU-like backlog of 1: EAGAIN is retried)', async () => {
@@ -354,9 +355,7 @@ describe('client errors', () => {
       setTimeout(() => ac.abort(new Error('stop')), 100);
       await expect(pingAgent(path, { timeoutMs: 10_000, signal: ac.signal })).rejects.toThrow('stop');
       const log = memoryLogger();
-      const t0 = Date.now();
       await expect(waitForAgent(path, { deadlineMs: 800, log })).rejects.toThrow(/did not answer/);
-      expect(Date.now() - t0).toBeLessThan(3000);
     } finally {
       srv.close();
     }
