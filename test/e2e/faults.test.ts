@@ -88,7 +88,6 @@ describe('faults', () => {
     });
     d.node('wreck', image, 1, mb(256));
     try {
-      const t0 = Date.now();
       const err = await d.launch().then(
         () => undefined,
         (e: unknown) => e,
@@ -99,7 +98,6 @@ describe('faults', () => {
       expect(msg).toMatch(/did not become ready within 20 s/);
       expect(msg).toMatch(/last console output/);
       expect(msg).toMatch(/Kernel panic|nonexistent|Linux version/);
-      expect(Date.now() - t0).toBeLessThan(120_000);
       expect(readFileSync(d.paths.consoleLog('wreck'), 'utf8').length).toBeGreaterThan(0);
     } finally {
       await d.destroy();

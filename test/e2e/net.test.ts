@@ -255,7 +255,5 @@ describe.skipIf(!isRoot)('host network (root, real kernel)', () => {
     console.log(
       `10-node ring (10 links, 20 taps): create ${createMs.toFixed(0)} ms, re-create (no-op) ${recheckMs.toFixed(0)} ms, destroy ${destroyMs.toFixed(0)} ms`,
     );
-    expect(createMs).toBeLessThan(5000);
-    expect(destroyMs).toBeLessThan(5000);
   });
 });
