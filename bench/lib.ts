@@ -7,12 +7,14 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Runner, gb, mb } from '../src/index.js';
+import { retry } from '../src/util/retry.js';
+import { sleep } from '../src/util/abort.js';
 import type { ProcessRunner } from '../src/host/process.js';
 import type { ImageStore } from '../src/images/store.js';
 import { formatEvent, levelOf, type LogEvent, type Logger } from '../src/util/log.js';
 
 export { gb, mb };
-export { sleep as sleepFor } from '../src/util/abort.js';
+export { sleep as sleepFor };
 
 /** One line of the result table: a figure beside its baseline. */
 export interface Row {
@@ -171,8 +173,8 @@ export interface Ctx {
   progress(msg: string): void;
   /** Register an undo step; the section's steps run when it ends, the rest at the very end. */
   defer(what: string, fn: () => Promise<unknown>): void;
-  /** A Runner with the bench's store, logger and a falcon dir of its own. */
-  runner(name: string): Runner;
+  /** A Runner with the bench's store, logger and a falcon dir of its own; `env` replaces process.env for it. */
+  runner(name: string, env?: NodeJS.ProcessEnv): Runner;
   /** iterations: the full count, or the quick one. */
   n(full: number, quick: number): number;
 }
@@ -251,6 +253,51 @@ export function spawnTimed(
       else reject(new Error(`${cmd} ${args.join(' ')} ${sig ? `was killed (${sig})` : `exited ${code}`}: ${err.trim().slice(-500)}`));
     });
   });
+}
+
+/** utime + stime of a process in seconds. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ 100)
+}
+
+/** What a transfer between two nodes measured. */
+export interface Transfer {
+  bps: number;
+  /** Wall time of the transfer, s. */
+  seconds: number;
+  retransmits?: number;
+}
+
+/**
+ * A TCP transfer from node `from` to `dst` (an address of node `to`): iperf3 for `seconds` (an
+ * iperf3 server must listen on `port` there), or with `busybox`, `ncBytes` of zeros through
+ * busybox nc, timed by the host around the sender's exec.
+ */
+export async function transfer(
+  ctx: Ctx,
+  r: Runner,
+  o: { from: string; to: string; dst: string; port: number; busybox: boolean; seconds: number; ncBytes: number },
+): Promise<Transfer> {
+  const sh = async (node: string, cmd: string, timeoutMs = 60_000) => (await r.succeed(node, cmd, { timeoutMs, signal: ctx.signal })).stdout;
+  if (!o.busybox) {
+    const out = await sh(o.from, `iperf3 -c ${o.dst} -p ${o.port} -t ${o.seconds} -J`, (o.seconds + 120) * 1000);
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; seconds: number }; sum_sent: { retransmits?: number } } };
+    return { bps: j.end.sum_received.bits_per_second, seconds: j.end.sum_received.seconds, retransmits: j.end.sum_sent.retransmits };
+  }
+  // The receiver counts the bytes (nc -e) and closes the connection after the last one,
+  // which ends the sender's nc: the host times the sender's exec.
+  await sh(o.to, `rm -f /tmp/nc.count; nc -l -p ${o.port} -e sh -c 'head -c ${o.ncBytes} | wc -c > /tmp/nc.count' >/dev/null 2>&1 </dev/null &`);
+  await sleep(200, ctx.signal); // let the listener bind
+  const t = await timed(() => sh(o.from, `dd if=/dev/zero bs=65536 count=${o.ncBytes / 65536} 2>/dev/null | nc ${o.dst} ${o.port}`, 600_000));
+  const got = await retry({ what: "the receiver's byte count", deadlineMs: 10_000, delayMs: 50, signal: ctx.signal }, async () => {
+    const n = Number((await sh(o.to, 'cat /tmp/nc.count 2>/dev/null || echo -1')).trim());
+    if (n < 0) throw new Error('the receiver wrote no count');
+    return n;
+  });
+  if (got !== o.ncBytes) throw new Error(`nc delivered ${got} of ${o.ncBytes} bytes`);
+  return { bps: (o.ncBytes * 8) / (t.ms / 1000), seconds: t.ms / 1000 };
 }
 
 /** VmRSS of a process in bytes. */

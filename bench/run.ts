@@ -4,7 +4,8 @@
  *
  *   npm run bench                       # everything (~5 min on 2 cores under TCG)
  *   npm run bench -- --quick            # fewer iterations
- *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, startup, disk, net, memory, softnpu
+ *   npm run bench -- --only exec,disk   # some sections: launch, destroy, boot, exec, startup, disk, net, memory, softnpu, impair
+ *   npm run bench -- --only impair      # the userspace impairment helper against a plain link
  *
  * Every step has a timeout; a failed section is reported in the table and the run goes on;
  * everything launched is destroyed at the end, also on ctrl-c.
@@ -19,6 +20,7 @@ import { ImageStore } from '../src/images/store.js';
 import { bootSection } from './boot.js';
 import { diskSection } from './disk.js';
 import { execSection } from './exec.js';
+import { impairSection } from './impair.js';
 import { launchAndDestroy } from './launch.js';
 import { memorySection } from './memory.js';
 import { netSection } from './net.js';
@@ -26,17 +28,20 @@ import { softnpuSection } from './softnpu.js';
 import { startupSection } from './startup.js';
 import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
-const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net', 'softnpu'] as const;
+const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net', 'softnpu', 'impair'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--net-image debian-12|tiny] [--npu-cap BYTES] [--no-build] [--keep-big-image] [--verbose]
   --quick           fewer iterations (a smoke run: ~2-3 min)
   --only a,b        run these sections only
-  --net-image NAME  image of the nodes of the net and softnpu sections (default debian-12; tiny uses busybox nc)
+  --net-image NAME  image of the nodes of the net, softnpu and impair sections (default debian-12; tiny uses busybox nc)
   --npu-cap BYTES   softnpu: restart its switches with this backpressure cap per port before measuring
   --no-build        do not build debian-12 when it is missing (fall back to tiny)
   --keep-big-image  keep the synthetic 4 GiB image "bench-big4g" in the store for the next run
   --verbose         print Falcon's own progress lines
+Section impair: throughput, ping RTT and the helper's CPU of a link switched at runtime between
+  plain and the userspace helper (falcon-impair; FALCON_IMPAIR=userspace unless set), and the
+  accuracy of a 20 ms delay.
 Images come from $FALCON_IMAGE_DIR (default /var/lib/falcon/images); FALCON_ACCEL is honoured.`;
 
 function parseArgs(argv: string[]): { opts: BenchOptions; only: Section[] } {
@@ -145,7 +150,7 @@ async function main(): Promise<number> {
     signal: ac.signal,
     progress,
     defer: (what, fn) => cleanups.push(what, fn),
-    runner: (name) => new Runner(name, { falconDir: path.join(workDir, name, '.falcon'), imageDir: store.root, logger: log, processRunner: proc, persistent: true }),
+    runner: (name, env) => new Runner(name, { falconDir: path.join(workDir, name, '.falcon'), imageDir: store.root, logger: log, processRunner: proc, persistent: true, env }),
     n: (full, quick) => (opts.quick ? quick : full),
   };
 
@@ -170,6 +175,7 @@ async function main(): Promise<number> {
       disk: () => diskSection(ctx),
       net: () => netSection(ctx),
       softnpu: () => softnpuSection(ctx),
+      impair: () => impairSection(ctx),
     };
     for (const name of only) {
       if (ac.signal.aborted) {

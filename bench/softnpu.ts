@@ -22,7 +22,7 @@ import type { Runner } from '../src/index.js';
 import { DEFAULT_BACKPRESSURE_BYTES } from '../src/switch/link.js';
 import { switchCommand, type SwitchStats } from '../src/switch/index.js';
 import { retry } from '../src/util/retry.js';
-import { errorText, fmtBytes, mb, netImage, ratio, sleepFor, stats, timed, withTimeout, type Ctx, type Row } from './lib.js';
+import { cpuSeconds, errorText, fmtBytes, mb, netImage, ratio, stats, transfer, withTimeout, type Ctx, type Row } from './lib.js';
 
 const PORT = 5201;
 const NAME = 'bench_npu';
@@ -51,13 +51,6 @@ interface Sample {
   pipelineDropped?: number;
   /** Mean size of the frames a sent during the transfer: as the switch received them (port 1), or as its tap did (kernel link). */
   bytesPerFrameFromA?: number;
-}
-
-/** utime + stime of a process in seconds. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ 100)
 }
 
 export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Record<string, unknown> }> {
@@ -122,26 +115,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     return Number(m[1]);
   };
 
-  /** A transfer a->b: bits/s, its wall time, retransmits. */
-  const transfer = async (dst: string): Promise<{ bps: number; seconds: number; retransmits?: number }> => {
-    if (!busybox) {
-      const out = await sh('a', `iperf3 -c ${dst} -p ${PORT} -t ${seconds} -J`, (seconds + 120) * 1000);
-      const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; seconds: number }; sum_sent: { retransmits?: number } } };
-      return { bps: j.end.sum_received.bits_per_second, seconds: j.end.sum_received.seconds, retransmits: j.end.sum_sent.retransmits };
-    }
-    // The receiver counts the bytes (nc -e) and closes the connection after the last one,
-    // which ends the sender's nc: the host times the sender's exec.
-    await sh('b', `rm -f /tmp/nc.count; nc -l -p ${PORT} -e sh -c 'head -c ${ncBytes} | wc -c > /tmp/nc.count' >/dev/null 2>&1 </dev/null &`);
-    await sleepFor(200, ctx.signal); // let the listener bind
-    const t = await timed(() => sh('a', `dd if=/dev/zero bs=65536 count=${ncBytes / 65536} 2>/dev/null | nc ${dst} ${PORT}`, 600_000));
-    const got = await retry({ what: "the receiver's byte count", deadlineMs: 10_000, delayMs: 50, signal: ctx.signal }, async () => {
-      const n = Number((await sh('b', 'cat /tmp/nc.count 2>/dev/null || echo -1')).trim());
-      if (n < 0) throw new Error('the receiver wrote no count');
-      return n;
-    });
-    if (got !== ncBytes) throw new Error(`nc delivered ${got} of ${ncBytes} bytes`);
-    return { bps: (ncBytes * 8) / (t.ms / 1000), seconds: t.ms / 1000 };
-  };
+  const transferTo = (dst: string) => transfer(ctx, r, { from: 'a', to: 'b', dst, port: PORT, busybox, seconds, ncBytes });
 
   const measure = async (rung: Rung, round: number): Promise<Sample> => {
     ctx.progress(`round ${round + 1}/${rounds}, ${rung.what}: ping, then ${busybox ? `nc of ${fmtBytes(ncBytes)}` : `iperf3 for ${seconds} s`}`);
@@ -151,7 +125,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
     const st0 = sw ? await r.npu(rung.npu!).stats() : undefined;
     const cpu0 = sw ? await cpuSeconds(sw.pid!) : 0;
     const tap0 = await tapRx();
-    const t = await transfer(rung.dst);
+    const t = await transferTo(rung.dst);
     const tap1 = await tapRx();
     const sample: Sample = { rung: rung.key, round, bitsPerSecond: t.bps, rttMs, seconds: t.seconds, retransmits: t.retransmits };
     if (!sw && tap1.packets > tap0.packets) sample.bytesPerFrameFromA = (tap1.bytes - tap0.bytes) / (tap1.packets - tap0.packets);
