@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -45,7 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FRAME 65536
+/* A virtio-net header, then a frame or a segment of up to 64 KiB plus its Ethernet header. */
+#define VNET_HDR ((uint32_t)sizeof(struct virtio_net_hdr))
+#define MAX_FRAME (65536 + 256)
+#define OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
 #define DEFAULT_LIMIT 1000u
 #define STATS_INTERVAL_NS 500000000ull
 
@@ -64,6 +68,7 @@ struct dir {
   const char *key, *tap;
   int fd;
   struct conf c;
+  int offloads; /* whether the tap currently takes TUN_F_CSUM/TSO */
   struct pkt **heap;
   size_t n, cap;
   uint64_t tx_end; /* when the rate limiter's wire is free again */
@@ -179,12 +184,23 @@ static void load_config(const char *path, struct dir *dirs) {
   fclose(f);
 }
 
+/* Offloads on unless the direction corrupts (see the top of this file). */
+static void set_offloads(struct dir *d) {
+  int want = d->c.corrupt <= 0;
+  if (want == d->offloads) return;
+  if (ioctl(d->fd, TUNSETOFFLOAD, want ? (unsigned long)OFFLOADS : 0ul) < 0) {
+    fprintf(stderr, "falcon-impair: cannot set offloads on %s: %s\n", d->tap, strerror(errno));
+    return;
+  }
+  d->offloads = want;
+}
+
 static int open_tap(const char *name) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) die("open /dev/net/tun");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     fprintf(stderr, "falcon-impair: cannot create tap %s: %s\n", name, strerror(errno));
@@ -244,15 +260,18 @@ static void enqueue(struct dir *d, const unsigned char *frame, uint32_t len, uin
   if (!p) die("malloc");
   memcpy(p->data, frame, len);
   p->len = len;
-  if (corrupt && len) {
-    uint64_t bit = rnd64() % ((uint64_t)len * 8);
-    p->data[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+  const struct virtio_net_hdr *h = (const struct virtio_net_hdr *)p->data;
+  /* Only a complete frame: a segment or a frame without its checksum is left alone (offloads
+     are off while corrupting, so these are the few already queued when they were turned off). */
+  if (corrupt && len > VNET_HDR && h->flags == 0 && h->gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    uint64_t bit = rnd64() % ((uint64_t)(len - VNET_HDR) * 8);
+    p->data[VNET_HDR + bit / 8] ^= (unsigned char)(1u << (bit % 8));
     d->corrupted++;
   }
   uint64_t t = now;
-  if (d->c.rate_bps > 0) {
+  if (d->c.rate_bps > 0 && len > VNET_HDR) {
     uint64_t start = d->tx_end > now ? d->tx_end : now;
-    d->tx_end = start + (uint64_t)((double)len * 8.0 * 1e9 / d->c.rate_bps);
+    d->tx_end = start + (uint64_t)((double)(len - VNET_HDR) * 8.0 * 1e9 / d->c.rate_bps);
     t = d->tx_end;
   }
   double delay = d->c.delay_ns;
@@ -317,7 +336,10 @@ int main(int argc, char **argv) {
   if (sfd < 0) die("signalfd");
 
   load_config(config, dirs);
-  for (int i = 0; i < 2; i++) dirs[i].fd = open_tap(dirs[i].tap);
+  for (int i = 0; i < 2; i++) {
+    dirs[i].fd = open_tap(dirs[i].tap);
+    set_offloads(&dirs[i]);
+  }
 
   char pid[32];
   snprintf(pid, sizeof pid, "%d\n", (int)getpid());
@@ -354,6 +376,7 @@ int main(int argc, char **argv) {
       for (int k = 0; k < 256; k++) {
         ssize_t len = read(dirs[i].fd, frame, sizeof frame);
         if (len <= 0) break;
+        if ((size_t)len <= VNET_HDR) continue;
         receive(&dirs[i], frame, (uint32_t)len, now);
       }
     }
@@ -362,6 +385,7 @@ int main(int argc, char **argv) {
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
           load_config(config, dirs);
+          for (int i = 0; i < 2; i++) set_offloads(&dirs[i]);
           stats_dirty = 1;
         } else {
           write_stats(stats, dirs);

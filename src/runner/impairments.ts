@@ -7,7 +7,9 @@ import { closeSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  compactImpairment,
   effectiveImpairments,
+  isNoImpairment,
   formatImpairment,
   impairableLinks,
   impairmentProblems,
@@ -236,8 +238,10 @@ export async function setImpairment(c: ImpairContext, target: string, imp: Impai
   const link = impairableLinks(c.spec).find((l) => l.link === t.link)!;
   const label = linkLabel(link);
   const now: DirectedImpairment = { ...(effectiveImpairments(c.spec, overrides).get(t.link) ?? {}) };
+  // All-zero values are no impairment: that direction is cleared (and needs no helper).
+  const set = imp && !isNoImpairment(imp) ? compactImpairment(imp) : undefined;
   for (const d of t.directions) {
-    if (imp && Object.keys(imp).length) now[d] = imp;
+    if (set) now[d] = set;
     else delete now[d];
   }
   overrides[label] = now;
@@ -245,7 +249,7 @@ export async function setImpairment(c: ImpairContext, target: string, imp: Impai
   await writeFileAtomic(overridesFile(c.paths), JSON.stringify({ version: 1, links: overrides }, null, 2) + '\n');
   if (await tapsExist(c, link)) await applyImpairments(c, [t.link]);
   const what = t.directions.length === 2 ? label : t.label;
-  c.log.log({ kind: 'step', msg: `impairment of ${what}: ${imp ? formatImpairment(imp) : 'cleared'}` });
+  c.log.log({ kind: 'step', msg: `impairment of ${what}: ${set ? formatImpairment(set) : 'cleared'}` });
   return (await impairStatus(c, [t.link]))[0]!;
 }
 

@@ -125,6 +125,24 @@ describe('link impairment (declared, runtime, across hyperstart)', () => {
     await d.clearImpairment('imp_a:0');
   });
 
+  it('duplication shows as DUP! replies; corruption is caught by the ICMP checksum and counted by the helper', async () => {
+    await d.impair('imp_a:0', { duplicatePct: 100 });
+    const dup = await d.exec('imp_a', 'ping -c 5 -i 0.2 -W 3 10.77.0.2', { timeoutMs: 60_000 });
+    expect(dup.stdout.match(/DUP!/g)?.length ?? 0).toBeGreaterThanOrEqual(4);
+    // The helper rewrites its counters at most twice a second.
+    const aToB = async () => (await d.impairments())[0]!.directions[0]!.stats!;
+    await expect.poll(async () => (await aToB()).duplicated, { timeout: 5000 }).toBeGreaterThanOrEqual(5);
+    await d.impair('imp_a:0', { corruptPct: 50 });
+    const before = (await aToB()).corrupted;
+    const p = await ping(d, 100, 0.02);
+    // Binomial(100, 0.5) is above 25 beyond 5 sd. A flipped bit in a MAC address or a field
+    // nobody checks can still be answered, so fewer pings than that go unanswered.
+    await expect.poll(async () => (await aToB()).corrupted - before, { timeout: 5000 }).toBeGreaterThanOrEqual(25);
+    console.log(`50% corrupt: ${p.sent - p.received} of ${p.sent} pings unanswered; helper corrupted ${(await aToB()).corrupted - before} frames`);
+    expect(p.sent - p.received).toBeGreaterThanOrEqual(10);
+    await d.clearImpairment('imp_a:0');
+  });
+
   it('a 1 Mbit/s rate cap makes a 256 KiB transfer take at least its 2.1 s at that rate', async () => {
     const plain = await fetchSeconds(d);
     await cli(d, ['impair', 'imp_a--imp_b', '--rate', '1mbit']);
