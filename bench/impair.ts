@@ -208,7 +208,7 @@ export async function impairSection(ctx: Ctx): Promise<{ rows: Row[]; data: Reco
       note:
         `per transfer ${list('helper', (x) => `${x.helperCpuS!.toFixed(2)} s/${x.wallS!.toFixed(1)} s`)}; ` +
         `${cpu.max >= 0.9 ? 'near a whole core: the helper is likely the limit' : 'well under a core: the helper is not the limit (the guests are)'}; ` +
-        `it read ${(frames / wall / 1000).toFixed(1)}k frames/s a->b, ${frames ? (bytes / frames).toFixed(0) : '-'} B each (its taps have no offloads: GSO segments arrive split)`,
+        `it read ${(frames / wall / 1000).toFixed(1)}k frames/s a->b, ${frames ? (bytes / frames).toFixed(0) : '-'} B each (its taps take TSO: segments cross whole)`,
     });
   rows.push(
     {
