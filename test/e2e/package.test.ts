@@ -55,6 +55,8 @@ describe('the packed package, installed outside the repository', () => {
     expect(existsSync(path.join(pkg, 'dist/index.d.ts'))).toBe(true);
     const { agentSourcePath } = await import(path.join(pkg, 'dist/guest/agent-build.js'));
     expect(existsSync(agentSourcePath())).toBe(true);
+    const { impairHelperSource } = await import(path.join(pkg, 'dist/host/impair.js'));
+    expect(existsSync(impairHelperSource())).toBe(true);
     const { guestFile } = await import(path.join(pkg, 'dist/images/recipes/common.js'));
     expect((await guestFile('tiny-inittab')).length).toBeGreaterThan(0);
     // The web view's page and the libraries it loads, from the installed package.
