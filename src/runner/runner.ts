@@ -629,6 +629,8 @@ export class Runner extends Topology implements AsyncDisposable {
   async netdestroy(): Promise<void> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('netdestroy');
+    // The impairment helpers' taps go with them.
+    await stopImpairHelpers(this.paths, this.log);
     await destroyNetwork(spec, { runner: this.proc, falconDir: this.paths.dir, log: this.log });
   }
 
