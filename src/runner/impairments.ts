@@ -134,6 +134,8 @@ async function helperPids(configs: readonly string[]): Promise<Map<string, numbe
 export async function applyImpairments(c: ImpairContext, only?: readonly number[]): Promise<void> {
   const want = await currentImpairments(c.spec, c.paths);
   const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
+  // A relaunch after links were removed: their helpers would otherwise run until destroy.
+  if (!only) await stopStrayHelpers(c, new Set(impairableLinks(c.spec).map((l) => helperFiles(c.paths, linkLabel(l)).config)));
   if (!links.length) return;
   const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
   // No helper ever ran here (no .falcon/impair): no need to look for one in /proc.
@@ -209,6 +211,22 @@ async function ensureHelper(c: ImpairContext, taps: LinkTaps, f: HelperFiles, wa
     throw await failed(`did not come up within ${HELPER_READY_MS / 1000} s`);
   }
   if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+}
+
+/** Stop the helpers of links the topology no longer has, and forget their files. */
+async function stopStrayHelpers(c: ImpairContext, keep: ReadonlySet<string>): Promise<void> {
+  const dir = impairDir(c.paths);
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  const stray = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(dir, e)).filter((f) => !keep.has(f));
+  if (!stray.length) return;
+  const pids = await helperPids(stray);
+  for (const conf of stray) {
+    const list = pids.get(conf) ?? [];
+    await Promise.all(list.map((p) => terminate(p, 2000)));
+    const base = conf.slice(0, -'.conf'.length);
+    await Promise.all(['.conf', '.stats.json', '.pid', '.log'].map((x) => fs.rm(base + x, { force: true })));
+    if (list.length) c.log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped the helper of ${path.basename(base)}, a link the topology no longer has` });
+  }
 }
 
 /** Stop every helper of the topology (also of links no longer declared): for destroy. */

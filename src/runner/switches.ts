@@ -131,20 +131,28 @@ async function answers(control: string, signal?: AbortSignal): Promise<boolean> 
 }
 
 /**
- * Start the switch of `plan` unless it runs; resolves once its control socket answers. The
- * config is rewritten each time, so a changed topology reaches a restarted switch.
+ * Start the switch of `plan` unless it runs with the same config (a running switch whose
+ * topology changed is restarted); resolves once its control socket answers.
  */
 export async function ensureSwitch(plan: NpuPlan, c: SwitchContext): Promise<{ pid: number; started: boolean }> {
   const files = c.paths.npuFiles(plan.npu);
   const control = c.paths.npuSockets(plan.npu).control;
   await fs.mkdir(c.paths.socketDir, { recursive: true, mode: 0o700 });
-  const running = (await switchPids(c.paths, [plan.npu])).get(plan.npu)!;
+  const config = JSON.stringify(switchConfig(plan, c.paths), null, 2) + '\n';
+  let running = (await switchPids(c.paths, [plan.npu])).get(plan.npu)!;
+  if (running.length && (await fs.readFile(files.config, 'utf8').catch(() => '')) !== config) {
+    // The topology changed since it started (ports, program, CPU-port mode): its tables are
+    // saved on SIGTERM and loaded again by the new one.
+    c.log.log({ kind: 'node', node: plan.npu, state: 'switch restarting', detail: 'its ports or program changed' });
+    await Promise.all(running.map((pid) => terminate(pid, 5000)));
+    running = [];
+  }
   if (running.length) {
     await waitReady(plan.npu, control, files.log, c, undefined);
     c.log.log({ kind: 'node', node: plan.npu, state: 'switch already running', detail: `pid ${running[0]}` });
     return { pid: running[0]!, started: false };
   }
-  await writeFileAtomic(files.config, JSON.stringify(switchConfig(plan, c.paths), null, 2) + '\n');
+  await writeFileAtomic(files.config, config);
   const fd = openOwnerOnly(files.log);
   let child;
   try {

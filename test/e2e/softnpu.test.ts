@@ -3,7 +3,7 @@
  * different subnets, programmed from inside the scrimlet over its 4th UART (ttyS3, busybox
  * microcom), as the original's control plane does.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { mb, runCli, type Runner } from '../../src/index.js';
 import { pidAlive } from '../../src/util/fs.js';
@@ -186,6 +186,17 @@ describe('SoftNPU', () => {
       expect(await d.npu(scrimlet).dump()).toEqual(tables);
       expect(await ping(d, 'gc1', '10.0.2.2')).toBe(true);
 
+      // A running switch whose config is not the topology's (as after the topology changed and
+      // was launched again) is restarted by hyperstart; it saves its tables and the new one loads them.
+      const cfg = d.paths.npuFiles('scrimlet').config;
+      writeFileSync(cfg, readFileSync(cfg, 'utf8') + '\n');
+      await d.hyperstart();
+      const pid3 = await switchPid(d);
+      expect(pid3).toBeDefined();
+      expect(pid3).not.toBe(pid2);
+      expect(await d.npu(scrimlet).dump()).toEqual(tables);
+      expect(await ping(d, 'gc1', '10.0.2.2')).toBe(true);
+
       // hyperstop of the scrimlet stops its switch; hyperstart restores both, tables kept.
       await d.hyperstop(scrimlet);
       expect((await d.info()).switches[0]!.status).toBe('stopped');
@@ -272,8 +283,14 @@ describe('sidemux', () => {
       const rxBefore = await rx();
       const fromNic2 = async () => {
         await d.succeed(driver, 'ip link set eth2 up && ip addr replace 10.8.0.1/24 dev eth2');
-        await d.exec(driver, 'ping -c 1 -W 1 10.8.0.2'); // unanswered: its ARP requests are what we look for
-        return fromDriver((h) => h.etherType === 0x0806 && h.egress === 2, 'ARP request from NIC 2');
+        // Pinged again on each try: right after a restart the first ARP request can go out
+        // before the switch has reconnected to the NIC's socket.
+        return retry({ what: 'an ARP request from NIC 2', deadlineMs: 20_000, delayMs: 200 }, async () => {
+          await d.exec(driver, 'ping -c 1 -W 1 10.8.0.2'); // unanswered: its ARP requests are what we look for
+          const hit = cap.frames.filter((f) => f.dir === 'tx').map(sidecarOf).find((h) => h && h.etherType === 0x0806 && h.egress === 2);
+          if (!hit) throw new Error(`no ARP request from NIC 2 yet among ${cap.frames.length} frames`);
+          return hit;
+        });
       };
       expect(await fromNic2()).toMatchObject({ code: SidecarCode.ForwardFromUserspace, egress: 2 });
       expect(await rx()).toBeGreaterThan(rxBefore);
