@@ -58,12 +58,18 @@ export interface LinkOptions {
  * `validate()` reports every problem at once. `Runner` adds the operations that do.
  */
 export class Topology {
-  readonly name: string;
+  /** Set once, except by a runner that adopts a saved topology (the generic CLI). */
+  protected topologyName: string;
   protected readonly nodes = new Map<string, NodeSpec>();
   protected readonly links: LinkSpec[] = [];
 
   constructor(name: string) {
-    this.name = name;
+    this.topologyName = name;
+  }
+
+  /** The topology's name: host interfaces, disks and messages are named after it. */
+  get name(): string {
+    return this.topologyName;
   }
 
   /** Declare a VM: `memoryMiB` in MiB (use `gb(2)` or `mb(512)`). */

@@ -185,6 +185,8 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Take `spec` as the topology to act on (a saved one, or the program's for a derived runner). */
   private adopt(spec: TopologySpec): void {
+    // The generic CLI starts as "unnamed": taps, altnames and disks are named after the real one.
+    this.topologyName = spec.name;
     this.nodes.clear();
     for (const n of spec.nodes) this.nodes.set(n.name, structuredClone(n));
     this.links.splice(0, this.links.length, ...structuredClone(spec.links));

@@ -8,11 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { impairTapName, mb, runCli, type ImpairStatus, type Runner } from '../../src/index.js';
 import { leftovers, newRunner, tempDir } from './helpers.js';
 
-/** Runs the CLI as a user would (`$topo impair ...`); rejects with its stderr on a non-zero exit. */
-async function cli(d: Runner, argv: string[]): Promise<string> {
+/**
+ * Runs the CLI as a user would (`$topo impair ...`, or with `generic` the `falcon` CLI working
+ * from the falcon dir alone); rejects with its stderr on a non-zero exit.
+ */
+async function cli(d: Runner, argv: string[], generic = false): Promise<string> {
   let out = '';
   let err = '';
-  const code = await runCli(d, [], { argv: [...argv, '--falcon-dir', d.paths.dir], stdout: (s) => (out += s.toString()), stderr: (s) => (err += s) });
+  const code = await runCli(generic ? undefined : d, [], { argv: [...argv, '--falcon-dir', d.paths.dir], stdout: (s) => (out += s.toString()), stderr: (s) => (err += s) });
   if (code !== 0) throw new Error(`${argv.join(' ')} exited ${code}: ${err}`);
   return out;
 }
@@ -77,10 +80,13 @@ describe('link impairment (declared, runtime, across hyperstart)', () => {
     expect(helperTaps).toEqual([impairTapName(info.links[0]!.a.ifname), impairTapName(info.links[0]!.b!.ifname)]);
   });
 
-  it('changed at runtime to 20 ms, without restarting a node, the RTT follows (40 ms floor, below the old 200)', async () => {
+  it('changed at runtime to 20 ms (by the falcon CLI), without restarting a node, the RTT follows (40 ms floor, below the old 200)', async () => {
     const pids = (await d.info()).nodes.map((n) => n.pid);
-    const out = await cli(d, ['impair', 'imp_a--imp_b', '--delay', '20ms']);
+    // Through the generic `falcon` CLI, which knows the topology from .falcon alone.
+    const out = await cli(d, ['impair', 'imp_a--imp_b', '--delay', '20ms'], true);
     expect(out).toMatch(/imp_a:0 -> imp_b:0\s+delay 20ms/);
+    const generic = JSON.parse(await cli(d, ['info', '--json'], true)) as { links: { a: { altname: string }; impairment: unknown }[] };
+    expect(generic.links[0]!.a.altname).toBe('impe2e_imp_a_vn_sim0');
     const p = await ping(d, 10);
     console.log(`runtime 20 ms each way: RTTs ${p.rtts.join(', ')} ms`);
     expect(Math.min(...p.rtts)).toBeGreaterThanOrEqual(40);
