@@ -95,9 +95,9 @@ describe('link impairment (declared, runtime, across hyperstart)', () => {
     expect((await d.impairments())[0]!.source).toBe('runtime');
   });
 
-  it('the runtime setting survives hyperstop and hyperstart of both nodes', async () => {
-    await d.hyperstop();
-    await d.hyperstart();
+  it('the runtime setting survives hyperstop and hyperstart of both nodes (by the falcon CLI)', async () => {
+    await cli(d, ['hyperstop', '--all'], true);
+    await cli(d, ['hyperstart', '--all'], true);
     await setUpAddresses(d);
     const p = await ping(d, 5);
     console.log(`after hyperstart: RTTs ${p.rtts.join(', ')} ms`);
