@@ -3,7 +3,7 @@
  * (`.falcon/impair.json`, kept across hyperstop/hyperstart, dropped by destroy), applied
  * through netem or the userspace helper, and reported by `impair --show` and `info`.
  */
-import { closeSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -24,42 +24,27 @@ import { linkImpairSchema, type TopologySpec } from '../model/spec.js';
 import type { TopologyProblem } from '../model/errors.js';
 import { TopologyValidationError } from '../model/errors.js';
 import {
-  buildImpairHelper,
-  helperArgs,
-  helperConfigText,
   helperWireCommands,
-  linkFileKey,
   netemCommands,
   plainWireCommands,
   queryNetemRoots,
   runTc,
   type HelperDirectionStats,
-  type HelperFiles,
   type ImpairPath,
   type LinkTaps,
 } from '../host/impair.js';
 import { detectKernelFeatures, netemReason } from '../host/net.js';
 import { queryLinks } from '../host/net-ip.js';
 import type { ProcessRunner } from '../host/process.js';
-import { findProcessesWithArgs, terminate } from '../host/procs.js';
-import { openOwnerOnly } from '../host/qemu-vm.js';
+import { terminate } from '../host/procs.js';
 import { FalconError } from '../util/errors.js';
-import { tail, writeFileAtomic } from '../util/fs.js';
-import type { Logger } from '../util/log.js';
-import { retry } from '../util/retry.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { FalconPaths } from './paths.js';
+import { ensureHelper, helperFiles, helperPids, impairDir, stopStrayHelpers, type HelperContext } from './impair-helpers.js';
 
-const HELPER_READY_MS = 5000;
-
-export interface ImpairContext {
+export interface ImpairContext extends HelperContext {
   spec: TopologySpec;
-  paths: FalconPaths;
-  proc: ProcessRunner;
-  log: Logger;
   env: NodeJS.ProcessEnv;
-  /** Where the helper binary is built and kept (the image store's cache). */
-  cacheDir: string;
-  signal?: AbortSignal;
 }
 
 // ---- runtime settings ----
@@ -68,15 +53,6 @@ const overridesSchema = z.object({ version: z.literal(1), links: z.record(linkIm
 
 function overridesFile(paths: FalconPaths): string {
   return path.join(paths.dir, 'impair.json');
-}
-
-function impairDir(paths: FalconPaths): string {
-  return path.join(paths.dir, 'impair');
-}
-
-export function helperFiles(paths: FalconPaths, label: string): HelperFiles {
-  const base = path.join(impairDir(paths), linkFileKey(label));
-  return { config: `${base}.conf`, stats: `${base}.stats.json`, pidFile: `${base}.pid`, log: `${base}.log` };
 }
 
 /** Runtime settings by link label; `{}` when none were made. */
@@ -119,11 +95,6 @@ function linkTaps(spec: TopologySpec, l: ReturnType<typeof impairableLinks>[numb
 function split(ep: string): [string, number] {
   const i = ep.lastIndexOf(':');
   return [ep.slice(0, i), Number(ep.slice(i + 1))];
-}
-
-/** Pids of running helpers, by config file. */
-async function helperPids(configs: readonly string[]): Promise<Map<string, number[]>> {
-  return findProcessesWithArgs(configs);
 }
 
 /**
@@ -177,66 +148,6 @@ async function anyNetem(c: ImpairContext, links: ReturnType<typeof impairableLin
     const t = linkTaps(c.spec, l);
     return roots.has(t.a) || roots.has(t.b);
   });
-}
-
-async function ensureHelper(c: ImpairContext, taps: LinkTaps, f: HelperFiles, want: DirectedImpairment, pids: number[]): Promise<void> {
-  await fs.mkdir(path.dirname(f.config), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(f.config, helperConfigText(want));
-  if (pids.length) {
-    // The helper re-reads its config on SIGHUP; frames in flight keep their departure times.
-    for (const p of pids) process.kill(p, 'SIGHUP');
-    return;
-  }
-  const bin = await buildImpairHelper({ cacheDir: path.join(c.cacheDir, 'bin'), runner: c.proc, log: c.log, signal: c.signal });
-  await fs.rm(f.pidFile, { force: true });
-  const fd = openOwnerOnly(f.log);
-  let child;
-  try {
-    child = await c.proc.spawnDetached(bin, helperArgs(taps, f), { stdout: fd, stderr: fd });
-  } finally {
-    closeSync(fd);
-  }
-  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  void child.exited.then((e) => (gone = e));
-  const failed = async (why: string) =>
-    new FalconError('IMPAIR_FAILED', `the impairment helper of ${taps.a}/${taps.b} ${why}; the end of its log (${f.log}):\n${(await tail(f.log, 1500)).trimEnd() || '(empty)'}`);
-  try {
-    await retry({ what: `waiting for the impairment helper of ${taps.a}`, deadlineMs: HELPER_READY_MS, delayMs: 10, factor: 1.5, maxDelayMs: 200, signal: c.signal, retryIf: () => !gone }, async () => {
-      if (gone) return;
-      const text = await fs.readFile(f.pidFile, 'utf8').catch(() => '');
-      if (Number(text.trim()) !== child.pid) throw new FalconError('IMPAIR_FAILED', 'not ready yet');
-    });
-  } catch (e) {
-    if (c.signal?.aborted) throw e;
-    throw await failed(`did not come up within ${HELPER_READY_MS / 1000} s`);
-  }
-  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
-}
-
-/** Stop the helpers of links the topology no longer has, and forget their files. */
-async function stopStrayHelpers(c: ImpairContext, keep: ReadonlySet<string>): Promise<void> {
-  const dir = impairDir(c.paths);
-  const entries = await fs.readdir(dir).catch(() => [] as string[]);
-  const stray = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(dir, e)).filter((f) => !keep.has(f));
-  if (!stray.length) return;
-  const pids = await helperPids(stray);
-  for (const conf of stray) {
-    const list = pids.get(conf) ?? [];
-    await Promise.all(list.map((p) => terminate(p, 2000)));
-    const base = conf.slice(0, -'.conf'.length);
-    await Promise.all(['.conf', '.stats.json', '.pid', '.log'].map((x) => fs.rm(base + x, { force: true })));
-    if (list.length) c.log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped the helper of ${path.basename(base)}, a link the topology no longer has` });
-  }
-}
-
-/** Stop every helper of the topology (also of links no longer declared): for destroy. */
-export async function stopImpairHelpers(paths: FalconPaths, log: Logger): Promise<void> {
-  const entries = await fs.readdir(impairDir(paths)).catch(() => [] as string[]);
-  const configs = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(impairDir(paths), e));
-  if (!configs.length) return;
-  const pids = [...(await helperPids(configs)).values()].flat();
-  await Promise.all(pids.map((p) => terminate(p, 2000)));
-  if (pids.length) log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped ${pids.length} helper${pids.length === 1 ? '' : 's'} (pid ${pids.join(', ')})` });
 }
 
 // ---- changing and showing ----

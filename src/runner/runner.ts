@@ -38,7 +38,8 @@ import { NpuControl, ensureSwitch, stopSwitches, streamNetdevs, switchInfo, swit
 import { FalconError } from '../util/errors.js';
 import { captureEndpoints, resolveEndpoint } from '../model/capture.js';
 import { captureAll, captureOne, type CaptureOptions, type CaptureResult } from './capture.js';
-import { applyImpairments, currentImpairments, impairPreflightNote, impairStatus, setImpairment, stopImpairHelpers, type ImpairContext, type ImpairStatus } from './impairments.js';
+import { applyImpairments, currentImpairments, impairPreflightNote, impairStatus, setImpairment, type ImpairContext, type ImpairStatus } from './impairments.js';
+import { stopImpairHelpers } from './impair-helpers.js';
 import { resolveImpairTarget, type DirectedImpairment, type Impairment } from '../model/impair.js';
 
 export interface RunnerOptions {

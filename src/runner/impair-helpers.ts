@@ -1,0 +1,109 @@
+/**
+ * The userspace impairment helper's life on a topology: its files in `.falcon/impair/`, starting
+ * it and waiting until its taps are up, and stopping it (one link's, those of links the topology
+ * no longer has, or all of them for destroy). What it is told to do comes from impairments.ts.
+ */
+import { closeSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { DirectedImpairment } from '../model/impair.js';
+import { buildImpairHelper, helperArgs, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
+import type { ProcessRunner } from '../host/process.js';
+import { findProcessesWithArgs, terminate } from '../host/procs.js';
+import { openOwnerOnly } from '../host/qemu-vm.js';
+import { FalconError } from '../util/errors.js';
+import { tail, writeFileAtomic } from '../util/fs.js';
+import type { Logger } from '../util/log.js';
+import { retry } from '../util/retry.js';
+import type { FalconPaths } from './paths.js';
+
+const HELPER_READY_MS = 5000;
+
+/** What starting and stopping helpers needs. */
+export interface HelperContext {
+  paths: FalconPaths;
+  proc: ProcessRunner;
+  log: Logger;
+  /** Where the helper binary is built and kept (the image store's cache). */
+  cacheDir: string;
+  signal?: AbortSignal;
+}
+
+/** Where a topology's helpers keep their config, counters, pid and log. */
+export function impairDir(paths: FalconPaths): string {
+  return path.join(paths.dir, 'impair');
+}
+
+/** The files of the helper of the link labelled `label` (`violin:0--piano:0`). */
+export function helperFiles(paths: FalconPaths, label: string): HelperFiles {
+  const base = path.join(impairDir(paths), linkFileKey(label));
+  return { config: `${base}.conf`, stats: `${base}.stats.json`, pidFile: `${base}.pid`, log: `${base}.log` };
+}
+
+/** Pids of running helpers, by config file. */
+export async function helperPids(configs: readonly string[]): Promise<Map<string, number[]>> {
+  return findProcessesWithArgs(configs);
+}
+
+/**
+ * Give the link's helper the impairment `want`: a running one (`pids`) re-reads its config on
+ * SIGHUP; otherwise it is built if needed, started, and awaited until its taps are up.
+ */
+export async function ensureHelper(c: HelperContext, taps: LinkTaps, f: HelperFiles, want: DirectedImpairment, pids: number[]): Promise<void> {
+  await fs.mkdir(path.dirname(f.config), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(f.config, helperConfigText(want));
+  if (pids.length) {
+    // The helper re-reads its config on SIGHUP; frames in flight keep their departure times.
+    for (const p of pids) process.kill(p, 'SIGHUP');
+    return;
+  }
+  const bin = await buildImpairHelper({ cacheDir: path.join(c.cacheDir, 'bin'), runner: c.proc, log: c.log, signal: c.signal });
+  await fs.rm(f.pidFile, { force: true });
+  const fd = openOwnerOnly(f.log);
+  let child;
+  try {
+    child = await c.proc.spawnDetached(bin, helperArgs(taps, f), { stdout: fd, stderr: fd });
+  } finally {
+    closeSync(fd);
+  }
+  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void child.exited.then((e) => (gone = e));
+  const failed = async (why: string) =>
+    new FalconError('IMPAIR_FAILED', `the impairment helper of ${taps.a}/${taps.b} ${why}; the end of its log (${f.log}):\n${(await tail(f.log, 1500)).trimEnd() || '(empty)'}`);
+  try {
+    await retry({ what: `waiting for the impairment helper of ${taps.a}`, deadlineMs: HELPER_READY_MS, delayMs: 10, factor: 1.5, maxDelayMs: 200, signal: c.signal, retryIf: () => !gone }, async () => {
+      if (gone) return;
+      const text = await fs.readFile(f.pidFile, 'utf8').catch(() => '');
+      if (Number(text.trim()) !== child.pid) throw new FalconError('IMPAIR_FAILED', 'not ready yet');
+    });
+  } catch (e) {
+    if (c.signal?.aborted) throw e;
+    throw await failed(`did not come up within ${HELPER_READY_MS / 1000} s`);
+  }
+  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+}
+
+/** Stop the helpers of links the topology no longer has, and forget their files. */
+export async function stopStrayHelpers(c: HelperContext, keep: ReadonlySet<string>): Promise<void> {
+  const dir = impairDir(c.paths);
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  const stray = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(dir, e)).filter((f) => !keep.has(f));
+  if (!stray.length) return;
+  const pids = await helperPids(stray);
+  for (const conf of stray) {
+    const list = pids.get(conf) ?? [];
+    await Promise.all(list.map((p) => terminate(p, 2000)));
+    const base = conf.slice(0, -'.conf'.length);
+    await Promise.all(['.conf', '.stats.json', '.pid', '.log'].map((x) => fs.rm(base + x, { force: true })));
+    if (list.length) c.log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped the helper of ${path.basename(base)}, a link the topology no longer has` });
+  }
+}
+
+/** Stop every helper of the topology (also of links no longer declared): for destroy. */
+export async function stopImpairHelpers(paths: FalconPaths, log: Logger): Promise<void> {
+  const entries = await fs.readdir(impairDir(paths)).catch(() => [] as string[]);
+  const configs = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(impairDir(paths), e));
+  if (!configs.length) return;
+  const pids = [...(await helperPids(configs)).values()].flat();
+  await Promise.all(pids.map((p) => terminate(p, 2000)));
+  if (pids.length) log.log({ kind: 'step', level: 'debug', msg: `impairment: stopped ${pids.length} helper${pids.length === 1 ? '' : 's'} (pid ${pids.join(', ')})` });
+}
