@@ -7,6 +7,7 @@
  */
 import { FalconError } from '../util/errors.js';
 import type { TopologyProblem } from './errors.js';
+import { altName } from './naming.js';
 import { endpoints, type DirectedImpairment, type TopologySpec } from './spec.js';
 
 /** What one direction of a link does to the frames crossing it. Every field is optional; absent means none. */
@@ -192,15 +193,27 @@ export interface ImpairTarget {
   label: string;
 }
 
+/** A link that can be impaired, with its two ends: `a` and `b` are `node:index`. */
+export interface ImpairableLink {
+  /** Index in `spec.links`. */
+  link: number;
+  a: string;
+  b: string;
+  aNode: string;
+  aIndex: number;
+  bNode: string;
+  bIndex: number;
+}
+
 /** Links that can be impaired (node to node, on taps), with their endpoint names. */
-export function impairableLinks(spec: TopologySpec): { link: number; a: string; b: string; aNode: string; bNode: string }[] {
+export function impairableLinks(spec: TopologySpec): ImpairableLink[] {
   const eps = endpoints(spec);
-  const out: { link: number; a: string; b: string; aNode: string; bNode: string }[] = [];
+  const out: ImpairableLink[] = [];
   spec.links.forEach((l, i) => {
     if (l.kind !== 'link') return;
     const a = eps.find((e) => e.link === i && e.side === 'a')!;
     const b = eps.find((e) => e.link === i && e.side === 'b')!;
-    out.push({ link: i, a: `${a.node}:${a.index}`, b: `${b.node}:${b.index}`, aNode: a.node, bNode: b.node });
+    out.push({ link: i, a: `${a.node}:${a.index}`, b: `${b.node}:${b.index}`, aNode: a.node, aIndex: a.index, bNode: b.node, bIndex: b.index });
   });
   return out;
 }
@@ -211,11 +224,11 @@ export function linkLabel(l: { a: string; b: string }): string {
 
 /**
  * Resolve a target: a link as `nodeA--nodeB` (when one link joins them), `nodeA:i--nodeB:j`, or
- * `links[N]`, names both directions; an endpoint `node:index` (or its altname) names the
- * frames that endpoint sends.
+ * `links[N]`, names both directions; an endpoint `node:index` (or its altname, as `info`
+ * shows it) names the frames that endpoint sends.
  * @throws FalconError IMPAIR_TARGET listing the links that exist when nothing matches.
  */
-export function resolveImpairTarget(spec: TopologySpec, text: string, altnames: ReadonlyMap<string, string> = new Map()): ImpairTarget {
+export function resolveImpairTarget(spec: TopologySpec, text: string): ImpairTarget {
   const links = impairableLinks(spec);
   const listing = links.map(linkLabel).join(', ') || '(none: the topology has no node-to-node links)';
   const fail = (why: string) => new FalconError('IMPAIR_TARGET', `topology "${spec.name}": ${why}; the links that can be impaired are: ${listing}`);
@@ -235,7 +248,11 @@ export function resolveImpairTarget(spec: TopologySpec, text: string, altnames: 
     if (hits.length > 1) throw fail(`"${text}" matches ${hits.length} links (${hits.map(linkLabel).join(', ')}); name one by its endpoints, node:index--node:index`);
     throw fail(`no link joins ${x} and ${y}`);
   }
-  const ep = altnames.get(text) ?? text;
+  const byAltname = links.flatMap((l) => [
+    [altName(spec.name, l.aNode, l.aIndex), l.a],
+    [altName(spec.name, l.bNode, l.bIndex), l.b],
+  ]);
+  const ep = byAltname.find(([alt]) => alt === text)?.[1] ?? text;
   for (const l of links) {
     if (l.a === ep) return { link: l.link, directions: ['ab'], label: `${l.a} -> ${l.b}` };
     if (l.b === ep) return { link: l.link, directions: ['ba'], label: `${l.b} -> ${l.a}` };

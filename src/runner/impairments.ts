@@ -17,9 +17,10 @@ import {
   resolveImpairTarget,
   type DirectedImpairment,
   type Direction,
+  type ImpairableLink,
   type Impairment,
 } from '../model/impair.js';
-import { altName, impairTapName, tapName } from '../model/naming.js';
+import { impairTapName, tapName } from '../model/naming.js';
 import { linkImpairSchema, type TopologySpec } from '../model/spec.js';
 import type { TopologyProblem } from '../model/errors.js';
 import { TopologyValidationError } from '../model/errors.js';
@@ -86,15 +87,8 @@ export async function decideImpairPath(proc: ProcessRunner, env: NodeJS.ProcessE
   return { path: f.netem ? 'netem' : 'userspace', reason: netemReason(f) };
 }
 
-function linkTaps(spec: TopologySpec, l: ReturnType<typeof impairableLinks>[number]): LinkTaps {
-  const [an, ai] = split(l.a);
-  const [bn, bi] = split(l.b);
-  return { a: tapName(spec.name, an, ai), b: tapName(spec.name, bn, bi) };
-}
-
-function split(ep: string): [string, number] {
-  const i = ep.lastIndexOf(':');
-  return [ep.slice(0, i), Number(ep.slice(i + 1))];
+function linkTaps(spec: TopologySpec, l: ImpairableLink): LinkTaps {
+  return { a: tapName(spec.name, l.aNode, l.aIndex), b: tapName(spec.name, l.bNode, l.bIndex) };
 }
 
 /**
@@ -140,7 +134,7 @@ export async function applyImpairments(c: ImpairContext, only?: readonly number[
 }
 
 /** Whether any of `links`' taps has a netem root (left by an earlier setting). */
-async function anyNetem(c: ImpairContext, links: ReturnType<typeof impairableLinks>): Promise<boolean> {
+async function anyNetem(c: ImpairContext, links: ImpairableLink[]): Promise<boolean> {
   // The kernel probe ran at preflight (cached): without netem there is nothing to look for.
   if (!(await detectKernelFeatures(c.proc, c.signal)).netem) return false;
   const roots = await queryNetemRoots(c.proc, c.signal).catch(() => new Set<string>());
@@ -158,7 +152,7 @@ async function anyNetem(c: ImpairContext, links: ReturnType<typeof impairableLin
  * when the topology's network exists, else at its next launch or hyperstart.
  */
 export async function setImpairment(c: ImpairContext, target: string, imp: Impairment | null): Promise<ImpairStatus> {
-  const t = resolveImpairTarget(c.spec, target, endpointAltnames(c.spec));
+  const t = resolveImpairTarget(c.spec, target);
   if (imp) {
     const problems: TopologyProblem[] = impairmentProblems(imp, target);
     if (problems.length) throw new TopologyValidationError(c.spec.name, problems);
@@ -182,21 +176,10 @@ export async function setImpairment(c: ImpairContext, target: string, imp: Impai
   return (await impairStatus(c, [t.link]))[0]!;
 }
 
-async function tapsExist(c: ImpairContext, l: ReturnType<typeof impairableLinks>[number]): Promise<boolean> {
+async function tapsExist(c: ImpairContext, l: ImpairableLink): Promise<boolean> {
   const t = linkTaps(c.spec, l);
   const names = new Set((await queryLinks({ runner: c.proc, signal: c.signal })).map((x) => x.ifname));
   return names.has(t.a) && names.has(t.b);
-}
-
-function endpointAltnames(spec: TopologySpec): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const l of impairableLinks(spec)) {
-    for (const ep of [l.a, l.b]) {
-      const [n, i] = split(ep);
-      out.set(altName(spec.name, n, i), ep);
-    }
-  }
-  return out;
 }
 
 /** One direction of a link as `impair --show` reports it. */

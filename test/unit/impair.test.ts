@@ -127,7 +127,7 @@ describe('impair targets', () => {
     expect(resolveImpairTarget(spec, 'a:1--b:1')).toMatchObject({ link: 1, directions: ['ab', 'ba'] });
     expect(resolveImpairTarget(spec, 'links[0]')).toMatchObject({ link: 0, label: 'a:0--b:0' });
     expect(resolveImpairTarget(spec, 'b:0')).toEqual({ link: 0, directions: ['ba'], label: 'b:0 -> a:0' });
-    expect(resolveImpairTarget(spec, 'lab_a_vn_sim1', new Map([['lab_a_vn_sim1', 'a:1']]))).toMatchObject({ link: 1, directions: ['ab'] });
+    expect(resolveImpairTarget(spec, 'lab_a_vn_sim1')).toMatchObject({ link: 1, directions: ['ab'] });
   });
 
   it('refuses ambiguous, unknown and unimpairable targets, listing the links', () => {
