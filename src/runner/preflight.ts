@@ -4,12 +4,16 @@
  * together, each with its fix.
  */
 import { constants, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { formatProblems, type TopologyProblem } from '../model/errors.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
-import { detectKernelFeatures, featureProblems, netemReason } from '../host/net.js';
+import { checkNetworkPreflight, detectKernelFeatures, featureProblems, netemReason } from '../host/net.js';
+import { validateSpec } from '../model/topology.js';
 import { FalconError } from '../util/errors.js';
+import { exists } from '../util/fs.js';
+import { netContext, type RunContext } from './context.js';
 import { switchProgramProblems } from './switches.js';
 
 export interface HostCheck {
@@ -132,5 +136,26 @@ export async function hostReferenceProblems(spec: TopologySpec, store: ImageStor
       problems.push({ path: `${p}.bootIso`, message: `boot ISO ${n.bootIso} does not exist; fix the path` });
   }
   problems.push(...(await switchProgramProblems(spec)));
+  return problems;
+}
+
+/**
+ * Every problem of `spec` that would stop a launch: the topology itself, the host's
+ * prerequisites, its references to the host, a name already used by another falcon dir, and
+ * the network's; empty when it can launch.
+ */
+export async function topologyProblems(c: RunContext, spec: TopologySpec): Promise<TopologyProblem[]> {
+  const problems: TopologyProblem[] = validateSpec(spec);
+  if (problems.length) return problems;
+  const checks = await hostChecks(c.proc, c.store.root);
+  for (const x of checks.filter((x) => !x.ok && !x.optional)) problems.push({ path: `host.${x.name}`, message: x.detail, fix: x.fix });
+  problems.push(...(await hostReferenceProblems(spec, c.store)));
+  const owner = await c.store.topologyDiskOwner(spec.name);
+  if (owner && owner !== c.paths.dir && (await exists(path.join(owner, 'topology.json'))))
+    problems.push({
+      path: 'name',
+      message: `topology "${spec.name}" of falcon dir ${owner} already has node disks in ${path.join(c.store.topoDir, spec.name)}; give this topology another name, or destroy that one first`,
+    });
+  if (!problems.some((p) => p.path === 'host.privileges')) problems.push(...(await checkNetworkPreflight(spec, netContext(c))));
   return problems;
 }

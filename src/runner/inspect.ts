@@ -1,0 +1,98 @@
+/** `info`: nodes and links with their host interfaces and MACs, and what is running. */
+import { listTopologyInterfaces, type TopologyInterfaceInfo } from '../host/net.js';
+import { vmPids } from '../host/qemu-vm.js';
+import type { DirectedImpairment } from '../model/impair.js';
+import { hostInterfaces } from '../model/naming.js';
+import type { TopologySpec } from '../model/spec.js';
+import { netContext, type RunContext } from './context.js';
+import { currentImpairments } from './impairments.js';
+import { readState, type RunState } from './state.js';
+import { streamNetdevs, switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchInfo } from './switches.js';
+import { vmFiles } from './vm.js';
+
+export interface NodeInfo {
+  name: string;
+  id: number;
+  image: string;
+  cores: number;
+  memoryMiB: number;
+  radix: number;
+  mounts: { source: string; destination: string }[];
+  status: 'running' | 'stopped' | 'not launched';
+  pid?: number;
+}
+
+export interface LinkInfo {
+  kind: string;
+  a: LinkEndInfo;
+  b?: LinkEndInfo;
+  hostIfx?: string | null;
+  exclusive?: boolean;
+  /** The impairment in force (declared, or set at runtime by `impair`), per direction: `ab` is what `a` sends. */
+  impairment?: DirectedImpairment;
+}
+
+export interface TopologyInfo {
+  name: string;
+  falconDir: string;
+  accel?: string;
+  nodes: NodeInfo[];
+  links: LinkInfo[];
+  interfaces: TopologyInterfaceInfo[];
+  /** The SoftNPU switch processes, one per npu node. */
+  switches: SwitchInfo[];
+}
+
+async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | undefined): Promise<NodeInfo[]> {
+  const planned = hostInterfaces(spec);
+  const streams = streamNetdevs(spec, c.paths);
+  return Promise.all(
+    spec.nodes.map(async (n) => {
+      const pids = state?.nodes[n.name] ? await vmPids(vmFiles(c.paths, n.name)) : [];
+      return {
+        name: n.name,
+        id: n.id,
+        image: n.image,
+        cores: n.cores,
+        memoryMiB: n.memoryMiB,
+        radix: planned.filter((p) => p.node === n.name).length + (streams[n.name]?.length ?? 0),
+        mounts: n.mounts,
+        status: pids.length ? 'running' : state?.nodes[n.name]?.qemuArgs ? 'stopped' : 'not launched',
+        pid: pids[0],
+      } satisfies NodeInfo;
+    }),
+  );
+}
+
+async function linkInfos(c: RunContext, spec: TopologySpec): Promise<LinkInfo[]> {
+  const planned = hostInterfaces(spec);
+  const impaired = await currentImpairments(spec, c.paths).catch(() => new Map<number, DirectedImpairment>());
+  return spec.links.map((l, i) => {
+    const sw = switchLinkEnds(spec, i, c.paths);
+    if (sw) return { kind: l.kind, ...sw };
+    const ends = planned.filter((p) => p.link === spec.links[i]);
+    const e = (x: (typeof planned)[number]) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac });
+    return {
+      kind: l.kind,
+      a: e(ends[0]!),
+      b: ends[1] ? e(ends[1]) : undefined,
+      hostIfx: l.kind === 'ext' ? l.hostIfx : undefined,
+      exclusive: l.kind === 'ext' ? l.exclusive : undefined,
+      impairment: impaired.get(i),
+    };
+  });
+}
+
+export async function topologyInfo(c: RunContext, spec: TopologySpec): Promise<TopologyInfo> {
+  const state = await readState(c.paths);
+  const ifs = await listTopologyInterfaces(spec, netContext(c)).catch(() => []);
+  return {
+    name: spec.name,
+    falconDir: c.paths.dir,
+    accel: state?.accel,
+    nodes: await nodeInfos(c, spec, state),
+    links: await linkInfos(c, spec),
+    interfaces: ifs,
+    switches: await switchInfo(spec, c.paths),
+  };
+}
