@@ -8,13 +8,11 @@
 import { createWriteStream } from 'node:fs';
 import type { CaptureEndpoint } from '../model/capture.js';
 import { PcapReader, pcapGlobalHeader, pcapRecordOf, pcapngInterface, pcapngPacket, pcapngSectionHeader, summarizeFrame, type PcapPacket } from '../host/pcap.js';
-import type { ProcessRunner } from '../host/process.js';
 import { runTcpdump } from '../host/tcpdump.js';
 import { SwitchClient, type CapturedFrame } from '../switch/index.js';
 import { combineSignals } from '../util/abort.js';
 import { FalconError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
-import type { FalconPaths } from './paths.js';
+import type { RunContext } from './context.js';
 
 export interface CaptureOptions {
   /** Ends the capture (ctrl-c); the capture then resolves normally. */
@@ -43,11 +41,6 @@ export interface CaptureResult {
   endpoints: string[];
 }
 
-export interface CaptureContext {
-  proc: ProcessRunner;
-  paths: FalconPaths;
-  log: Logger;
-}
 
 /** The longest a capture runs without --duration (the process layer wants a bound). */
 const MAX_CAPTURE_MS = 7 * 24 * 3600_000;
@@ -82,7 +75,7 @@ function timeOfDay(us: bigint): string {
 }
 
 /** Streams the frames of the switch ports `ports` of `npu` to `onFrame` until `signal` aborts. */
-async function switchFrames(c: CaptureContext, npu: string, ports: number[], signal: AbortSignal, onFrame: (f: CapturedFrame) => void, onAsked: () => void): Promise<void> {
+async function switchFrames(c: RunContext, npu: string, ports: number[], signal: AbortSignal, onFrame: (f: CapturedFrame) => void, onAsked: () => void): Promise<void> {
   const client = await SwitchClient.connect(c.paths.npuSockets(npu).control, { signal });
   const it = client.capture(ports, { signal });
   const first = it.next();
@@ -103,7 +96,7 @@ function readiness(n: number, onReady?: () => void): () => void {
 }
 
 /** Capture one endpoint: pcap to `output`, or summary lines to `onLine`. */
-export async function captureOne(c: CaptureContext, ep: CaptureEndpoint, o: CaptureOptions = {}): Promise<CaptureResult> {
+export async function captureOne(c: RunContext, ep: CaptureEndpoint, o: CaptureOptions = {}): Promise<CaptureResult> {
   if (ep.kind === 'switch' && o.filter?.length)
     throw new FalconError('INVALID_ARGUMENT', `a filter (${o.filter.join(' ')}) applies to host interfaces only; ${ep.altname} is port ${ep.port} of the switch of "${ep.npu}": capture it without one`);
   if (!o.output && !o.onLine) throw new FalconError('INVALID_ARGUMENT', 'capture: give an output (file or function) or onLine');
@@ -164,7 +157,7 @@ export async function captureOne(c: CaptureContext, ep: CaptureEndpoint, o: Capt
  * Capture every endpoint into one pcapng at `output`: one Interface Description Block per
  * endpoint (if_name = its altname, in the order of `eps`), then the frames as they come.
  */
-export async function captureAll(c: CaptureContext, eps: CaptureEndpoint[], o: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
+export async function captureAll(c: RunContext, eps: CaptureEndpoint[], o: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
   if (!eps.length) throw new FalconError('CAPTURE_ENDPOINT', 'the topology has no endpoints to capture (no links)');
   using stop = combineSignals(o.durationMs, o.signal);
   const ac = new AbortController();

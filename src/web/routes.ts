@@ -135,20 +135,25 @@ export function admit(req: IncomingMessage, ctx: Pick<RouteContext, 'token' | 'p
 
 type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>;
 
-/** The request handler for node:http. */
-export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { topo, live, captures } = ctx;
-  const action = (verb: 'hyperstop' | 'hyperstart' | 'reboot'): Handler => async (_req, res, [node]) => {
-    if (verb === 'reboot') await topo.reboot(node!);
-    else await topo[verb]([node!]);
-    await live.poll().catch(() => {});
+type Route = [method: string, path: RegExp, handler: Handler];
+
+/** POST /api/nodes/NODE/hyperstop|hyperstart|reboot. */
+function powerAction(ctx: RouteContext, verb: 'hyperstop' | 'hyperstart' | 'reboot'): Handler {
+  return async (_req, res, [node]) => {
+    if (verb === 'reboot') await ctx.topo.reboot(node!);
+    else await ctx.topo[verb]([node!]);
+    await ctx.live.poll().catch(() => {});
     sendJson(res, 200, { ok: true, node, action: verb });
   };
-  /**
-   * Set or clear the impairment of `target`: `direction` `both` (default) is the target as
-   * given; `ab`/`ba` on a link is the frames its `a`/`b` end sends (the `node:index` target).
-   */
-  const impairAction = (verb: 'set' | 'clear'): Handler => async (req, res) => {
+}
+
+/**
+ * Set or clear the impairment of `target`: `direction` `both` (default) is the target as
+ * given; `ab`/`ba` on a link is the frames its `a`/`b` end sends (the `node:index` target).
+ */
+function impairAction(ctx: RouteContext, verb: 'set' | 'clear'): Handler {
+  const { topo, live } = ctx;
+  return async (req, res) => {
     const body = await readJson(req);
     const target = str(body, 'target', true);
     const direction = body.direction ?? 'both';
@@ -167,56 +172,90 @@ export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: Server
     await live.poll().catch(() => {});
     sendJson(res, 200, status);
   };
-  const routes: [string, RegExp, Handler][] = [
+}
+
+/** POST /api/nodes/NODE/exec: exit status, stdout and stderr apart. */
+function execAction(ctx: RouteContext): Handler {
+  return async (req, res, [node]) => {
+    const body = await readJson(req);
+    const command = str(body, 'command', true);
+    const timeoutS = seconds(body, 'timeoutSeconds', MAX_EXEC_S) ?? DEFAULT_EXEC_S;
+    const r = await ctx.topo.exec(node!, command, { timeoutMs: timeoutS * 1000 });
+    sendJson(res, 200, { node, command, exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs });
+  };
+}
+
+/** The capture routes: list, start, stop, download as pcap. */
+function captureRoutes(ctx: RouteContext): Route[] {
+  const { topo, captures } = ctx;
+  const start: Handler = async (req, res) => {
+    const body = await readJson(req);
+    const endpoint = str(body, 'endpoint', true);
+    const durationS = seconds(body, 'durationSeconds', 24 * 3600);
+    const filter = str(body, 'filter')?.split(/\s+/).filter(Boolean);
+    sendJson(res, 201, await captures.start(endpoint, { durationMs: durationS !== undefined ? durationS * 1000 : undefined, filter: filter?.length ? filter : undefined }));
+  };
+  const download: Handler = async (_q, res, [id]) => {
+    const { path, session } = captures.file(id!);
+    const name = `${topo.name}-${session.endpoint.replace(/[^\w.-]/g, '_')}-${id}.pcap`;
+    res.writeHead(200, {
+      'content-type': 'application/vnd.tcpdump.pcap',
+      'content-disposition': `attachment; filename="${name}"`,
+      'content-length': String(session.bytes ?? 0),
+      'cache-control': 'no-store',
+    });
+    await new Promise<void>((resolve, reject) => createReadStream(path).on('error', reject).on('end', resolve).pipe(res));
+  };
+  return [
+    ['GET', /^\/api\/captures$/, async (_q, res) => sendJson(res, 200, captures.list())],
+    ['POST', /^\/api\/captures$/, start],
+    ['POST', /^\/api\/captures\/([^/]+)\/stop$/, async (_q, res, [id]) => sendJson(res, 200, await captures.stop(id!))],
+    ['GET', /^\/api\/captures\/([^/]+)\/pcap$/, download],
+  ];
+}
+
+/** Every API route. */
+function apiRoutes(ctx: RouteContext): Route[] {
+  const { topo, live } = ctx;
+  return [
     ['GET', /^\/api\/view$/, async (_q, res) => sendJson(res, 200, (await live.current()).json)],
-    [
-      'POST',
-      /^\/api\/nodes\/([^/]+)\/exec$/,
-      async (req, res, [node]) => {
-        const body = await readJson(req);
-        const command = str(body, 'command', true);
-        const timeoutS = seconds(body, 'timeoutSeconds', MAX_EXEC_S) ?? DEFAULT_EXEC_S;
-        const r = await topo.exec(node!, command, { timeoutMs: timeoutS * 1000 });
-        sendJson(res, 200, { node, command, exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs });
-      },
-    ],
+    ['POST', /^\/api\/nodes\/([^/]+)\/exec$/, execAction(ctx)],
     ['GET', /^\/api\/impairments$/, async (_q, res) => sendJson(res, 200, await topo.impairments())],
     ['GET', /^\/api\/impairments\/([^/]+)$/, async (_q, res, [target]) => sendJson(res, 200, (await topo.impairments(target!))[0])],
-    ['POST', /^\/api\/impairments$/, impairAction('set')],
-    ['POST', /^\/api\/impairments\/clear$/, impairAction('clear')],
-    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstop$/, action('hyperstop')],
-    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstart$/, action('hyperstart')],
-    ['POST', /^\/api\/nodes\/([^/]+)\/reboot$/, action('reboot')],
-    ['GET', /^\/api\/captures$/, async (_q, res) => sendJson(res, 200, captures.list())],
-    [
-      'POST',
-      /^\/api\/captures$/,
-      async (req, res) => {
-        const body = await readJson(req);
-        const endpoint = str(body, 'endpoint', true);
-        const durationS = seconds(body, 'durationSeconds', 24 * 3600);
-        const filter = str(body, 'filter')?.split(/\s+/).filter(Boolean);
-        sendJson(res, 201, await captures.start(endpoint, { durationMs: durationS !== undefined ? durationS * 1000 : undefined, filter: filter?.length ? filter : undefined }));
-      },
-    ],
-    ['POST', /^\/api\/captures\/([^/]+)\/stop$/, async (_q, res, [id]) => sendJson(res, 200, await captures.stop(id!))],
-    [
-      'GET',
-      /^\/api\/captures\/([^/]+)\/pcap$/,
-      async (_q, res, [id]) => {
-        const { path, session } = captures.file(id!);
-        const name = `${topo.name}-${session.endpoint.replace(/[^\w.-]/g, '_')}-${id}.pcap`;
-        res.writeHead(200, {
-          'content-type': 'application/vnd.tcpdump.pcap',
-          'content-disposition': `attachment; filename="${name}"`,
-          'content-length': String(session.bytes ?? 0),
-          'cache-control': 'no-store',
-        });
-        await new Promise<void>((resolve, reject) => createReadStream(path).on('error', reject).on('end', resolve).pipe(res));
-      },
-    ],
+    ['POST', /^\/api\/impairments$/, impairAction(ctx, 'set')],
+    ['POST', /^\/api\/impairments\/clear$/, impairAction(ctx, 'clear')],
+    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstop$/, powerAction(ctx, 'hyperstop')],
+    ['POST', /^\/api\/nodes\/([^/]+)\/hyperstart$/, powerAction(ctx, 'hyperstart')],
+    ['POST', /^\/api\/nodes\/([^/]+)\/reboot$/, powerAction(ctx, 'reboot')],
+    ...captureRoutes(ctx),
   ];
+}
 
+/** The page and its assets; false when `p` is neither. The token moves from the URL to the cookie, out of the address bar and history. */
+async function servePage(ctx: RouteContext, res: ServerResponse, method: string, p: string, a: { fromQuery: boolean }, cookie: Record<string, string>): Promise<number | undefined> {
+  if (method === 'GET' && p === '/') {
+    if (a.fromQuery) {
+      res.writeHead(303, { location: '/', 'cache-control': 'no-store', ...cookie });
+      res.end();
+      return 303;
+    }
+    const page = await ctx.assets.get('/assets/index.html');
+    send(res, 200, page!.body, page!.type);
+    return 200;
+  }
+  if (method === 'GET' && (p.startsWith('/assets/') || p.startsWith('/vendor/'))) {
+    const asset = await ctx.assets.get(p);
+    if (asset) {
+      send(res, 200, asset.body, asset.type, cookie);
+      return 200;
+    }
+  }
+  return undefined;
+}
+
+/** The request handler for node:http. */
+export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const routes = apiRoutes(ctx);
   return async (req, res) => {
     const p = pathOf(req);
     const method = req.method ?? 'GET';
@@ -228,24 +267,8 @@ export function webRoutes(ctx: RouteContext): (req: IncomingMessage, res: Server
         return done(403);
       }
       const cookie: Record<string, string> = a.fromQuery ? { 'set-cookie': tokenCookie(ctx.token, ctx.port()) } : {};
-      if (method === 'GET' && p === '/') {
-        // The token moves from the URL to the cookie, out of the address bar and history.
-        if (a.fromQuery) {
-          res.writeHead(303, { location: '/', 'cache-control': 'no-store', ...cookie });
-          res.end();
-          return done(303);
-        }
-        const page = await ctx.assets.get('/assets/index.html');
-        send(res, 200, page!.body, page!.type);
-        return done(200);
-      }
-      if (method === 'GET' && (p.startsWith('/assets/') || p.startsWith('/vendor/'))) {
-        const asset = await ctx.assets.get(p);
-        if (asset) {
-          send(res, 200, asset.body, asset.type, cookie);
-          return done(200);
-        }
-      }
+      const served = await servePage(ctx, res, method, p, a, cookie);
+      if (served !== undefined) return done(served);
       const matching = routes.filter(([, re]) => re.test(p));
       const route = matching.find(([m]) => m === method);
       if (!route) {

@@ -141,88 +141,81 @@ export class SidecarLite implements Pipeline {
   }
 
   processPacket(port: number, frame: Buffer): PacketOut[] {
-    const len = frame.length;
-    if (len < 14) return this.drop('drop_parse');
-    let et = (frame[12]! << 8) | frame[13]!;
-    let off = 14;
-    let sidecar = false;
-    if (et === SIDECAR_ETHERTYPE) {
-      if (len < 14 + SIDECAR_HEADER_LEN) return this.drop('drop_parse');
-      sidecar = true;
-      et = (frame[20]! << 8) | frame[21]!;
-      off += SIDECAR_HEADER_LEN;
-      if (et !== ETH_IPV4 && et !== ETH_IPV6 && et !== ETH_ARP && et !== ETH_VLAN && et !== ETH_LLDP) return this.drop('drop_parse');
+    const h = parseHeaders(frame);
+    if (h === undefined) return this.drop('drop_parse');
+    if (h.sidecar) return this.fromCpu(port, frame);
+    if (h.et === ETH_ARP) {
+      const reply = this.proxyArpReply(frame, h.off);
+      if (reply) return [[reply, port]];
     }
-    if (et === ETH_VLAN) {
-      if (len < off + 4) return this.drop('drop_parse');
-      et = (frame[off + 2]! << 8) | frame[off + 3]!;
-      off += 4;
-      if (et !== ETH_IPV4 && et !== ETH_IPV6 && et !== ETH_ARP) return this.drop('drop_parse');
-    }
-    // Headers the P4 parser extracts must fit, or it rejects the frame.
-    let need: number;
-    if (et === ETH_IPV4) need = 20 + l4Len(frame[off + 9]);
-    else if (et === ETH_IPV6) need = 40 + l6Len(frame[off + 6]);
-    else if (et === ETH_ARP) need = 28;
-    else if (et === ETH_LLDP) need = 0;
-    else return this.drop('drop_parse');
-    if (len < off + need) return this.drop('drop_parse');
-
-    if (sidecar) {
-      const egress = (frame[18]! << 8) | frame[19]!;
-      if (egress >= this.radix) return this.drop('drop_bad_egress');
-      if (port === 0 && egress === 0) return this.drop('drop_cpu_to_cpu');
-      const out = Buffer.allocUnsafe(len - SIDECAR_HEADER_LEN);
-      frame.copy(out, 0, 0, 12);
-      out[12] = frame[20]!;
-      out[13] = frame[21]!;
-      frame.copy(out, 14, 14 + SIDECAR_HEADER_LEN);
-      this.c.inc('from_cpu');
-      return [[out, egress]];
-    }
-
-    if (et === ETH_ARP) {
-      const mac = this.proxyArp.get(frame.readUInt32BE(off + 24));
-      if (mac) {
-        frame.copy(frame, 0, 6, 12); // eth.dst = eth.src
-        frame.set(mac, 6);
-        frame.copy(frame, off + 18, off + 8, off + 14); // target_mac = sender_mac
-        frame.set(mac, off + 8);
-        frame[off + 6] = 0;
-        frame[off + 7] = 2;
-        const sip = frame.readUInt32BE(off + 14);
-        frame.copy(frame, off + 14, off + 24, off + 28);
-        frame.writeUInt32BE(sip, off + 24);
-        this.c.inc('proxy_arp');
-        return [[frame, port]];
-      }
-    }
-
-    let local = false;
-    if (et === ETH_IPV6) local = this.localV6.getBytes(frame, off + 24) === true || (frame[off + 24] === 0xff && frame[off + 25] === 0x02);
-    else if (et === ETH_IPV4) local = this.localV4.get(frame.readUInt32BE(off + 16)) === true;
-    else local = true; // ARP, LLDP
-    if (local) {
+    if (this.isLocal(frame, h)) {
       if (port === 0) return this.drop('drop_cpu_to_cpu');
-      const out = Buffer.allocUnsafe(len + SIDECAR_HEADER_LEN);
-      frame.copy(out, 0, 0, 12);
-      out[12] = SIDECAR_ETHERTYPE >> 8;
-      out[13] = SIDECAR_ETHERTYPE & 0xff;
-      out[14] = SidecarCode.ForwardToUserspace;
-      out[15] = 0;
-      out.writeUInt16BE(port, 16);
-      out.writeUInt16BE(port, 18);
-      out[20] = frame[12]!;
-      out[21] = frame[13]!;
-      out.set(SIDECAR_LITE_PAYLOAD, 22);
-      frame.copy(out, 14 + SIDECAR_HEADER_LEN, 14);
-      this.c.inc('punt');
-      return [[out, 0]];
+      return [[this.punt(port, frame), 0]];
     }
+    return this.route(port, frame, h);
+  }
 
-    // Route.
+  /** A frame from the CPU port with a sidecar header: decapsulated, out of the port it names. */
+  private fromCpu(port: number, frame: Buffer): PacketOut[] {
+    const egress = (frame[18]! << 8) | frame[19]!;
+    if (egress >= this.radix) return this.drop('drop_bad_egress');
+    if (port === 0 && egress === 0) return this.drop('drop_cpu_to_cpu');
+    const out = Buffer.allocUnsafe(frame.length - SIDECAR_HEADER_LEN);
+    frame.copy(out, 0, 0, 12);
+    out[12] = frame[20]!;
+    out[13] = frame[21]!;
+    frame.copy(out, 14, 14 + SIDECAR_HEADER_LEN);
+    this.c.inc('from_cpu');
+    return [[out, egress]];
+  }
+
+  /** An ARP request for a proxied address, turned into its reply in place; undefined otherwise. */
+  private proxyArpReply(frame: Buffer, off: number): Buffer | undefined {
+    const mac = this.proxyArp.get(frame.readUInt32BE(off + 24));
+    if (!mac) return undefined;
+    frame.copy(frame, 0, 6, 12); // eth.dst = eth.src
+    frame.set(mac, 6);
+    frame.copy(frame, off + 18, off + 8, off + 14); // target_mac = sender_mac
+    frame.set(mac, off + 8);
+    frame[off + 6] = 0;
+    frame[off + 7] = 2;
+    const sip = frame.readUInt32BE(off + 14);
+    frame.copy(frame, off + 14, off + 24, off + 28);
+    frame.writeUInt32BE(sip, off + 24);
+    this.c.inc('proxy_arp');
+    return frame;
+  }
+
+  /** Addressed to the switch's own addresses (or multicast v6, ARP, LLDP): for the CPU port. */
+  private isLocal(frame: Buffer, h: Headers): boolean {
+    if (h.et === ETH_IPV6) return this.localV6.getBytes(frame, h.off + 24) === true || (frame[h.off + 24] === 0xff && frame[h.off + 25] === 0x02);
+    if (h.et === ETH_IPV4) return this.localV4.get(frame.readUInt32BE(h.off + 16)) === true;
+    return true; // ARP, LLDP
+  }
+
+  /** The frame with a sidecar header (forward to userspace, ingress `port`) for the CPU port. */
+  private punt(port: number, frame: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(frame.length + SIDECAR_HEADER_LEN);
+    frame.copy(out, 0, 0, 12);
+    out[12] = SIDECAR_ETHERTYPE >> 8;
+    out[13] = SIDECAR_ETHERTYPE & 0xff;
+    out[14] = SidecarCode.ForwardToUserspace;
+    out[15] = 0;
+    out.writeUInt16BE(port, 16);
+    out.writeUInt16BE(port, 18);
+    out[20] = frame[12]!;
+    out[21] = frame[13]!;
+    out.set(SIDECAR_LITE_PAYLOAD, 22);
+    frame.copy(out, 14 + SIDECAR_HEADER_LEN, 14);
+    this.c.inc('punt');
+    return out;
+  }
+
+  /** idx -> route -> resolver -> mac_rewrite, as sidecar-lite's ingress does. */
+  private route(port: number, frame: Buffer, h: Headers): PacketOut[] {
+    const off = h.off;
     let route: Route | undefined;
-    if (et === ETH_IPV4) {
+    if (h.et === ETH_IPV4) {
       const ix = this.v4Idx.lookup(frame, off + 16);
       if (!ix) return this.drop('drop_no_route');
       route = this.v4Route.get(pathIdx(ix, csum(frame, off + 16, off + 12, 4)));
@@ -253,6 +246,43 @@ export class SidecarLite implements Pipeline {
     this.c.inc('routed');
     return [[out, egress]];
   }
+}
+
+/** Where the parser left off: the inner ethertype, the offset of its header, and whether a sidecar header came first. */
+interface Headers {
+  et: number;
+  off: number;
+  sidecar: boolean;
+}
+
+/** The P4 parser: ethernet, optional sidecar and VLAN headers, then one of v4/v6/ARP/LLDP, which must fit; undefined rejects the frame. */
+function parseHeaders(frame: Buffer): Headers | undefined {
+  const len = frame.length;
+  if (len < 14) return undefined;
+  let et = (frame[12]! << 8) | frame[13]!;
+  let off = 14;
+  let sidecar = false;
+  if (et === SIDECAR_ETHERTYPE) {
+    if (len < 14 + SIDECAR_HEADER_LEN) return undefined;
+    sidecar = true;
+    et = (frame[20]! << 8) | frame[21]!;
+    off += SIDECAR_HEADER_LEN;
+    if (et !== ETH_IPV4 && et !== ETH_IPV6 && et !== ETH_ARP && et !== ETH_VLAN && et !== ETH_LLDP) return undefined;
+  }
+  if (et === ETH_VLAN) {
+    if (len < off + 4) return undefined;
+    et = (frame[off + 2]! << 8) | frame[off + 3]!;
+    off += 4;
+    if (et !== ETH_IPV4 && et !== ETH_IPV6 && et !== ETH_ARP) return undefined;
+  }
+  let need: number;
+  if (et === ETH_IPV4) need = 20 + l4Len(frame[off + 9]);
+  else if (et === ETH_IPV6) need = 40 + l6Len(frame[off + 6]);
+  else if (et === ETH_ARP) need = 28;
+  else if (et === ETH_LLDP) need = 0;
+  else return undefined;
+  if (len < off + need) return undefined;
+  return { et, off, sidecar };
 }
 
 function pathIdx(ix: Index, hash: number): number {
