@@ -352,7 +352,7 @@ export class ExecConnection {
       }
       p.reject(err);
     } else if (p.timedOut) {
-      p.reject(new ExecTimeoutError(p.command, p.timeoutMs, stdout, stderr, exitCode, signal, this.node));
+      p.reject(new ExecTimeoutError({ command: p.command, timeoutMs: p.timeoutMs, stdout, stderr, exitCode, signal, node: this.node }));
     } else {
       p.resolve({ exitCode, signal, stdout, stderr, durationMs: Date.now() - p.started });
     }

@@ -159,22 +159,26 @@ export function describeTail(stdout: Buffer, stderr: Buffer): string {
 /** The command outlived its timeout and was killed; carries what it printed. */
 export class ExecTimeoutError extends FalconError {
   override name = 'ExecTimeoutError';
-  constructor(
-    readonly command: string,
-    readonly timeoutMs: number,
-    readonly stdout: Buffer,
-    readonly stderr: Buffer,
-    /** How it ended after the kill, when the agent reported it. */
-    readonly exitCode: number | null,
-    readonly signal: string | null,
-    node?: string,
-  ) {
+  readonly command: string;
+  readonly timeoutMs: number;
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+  /** How it ended after the kill, when the agent reported it. */
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  constructor(o: { command: string; timeoutMs: number; stdout: Buffer; stderr: Buffer; exitCode: number | null; signal: string | null; node?: string }) {
     super(
       'EXEC_TIMEOUT',
-      `Command timed out after ${timeoutMs} ms${node ? ` on node ${node}` : ''} and was killed` +
-        `${signal ? ` (it ended by ${signal})` : exitCode !== null ? ` (it exited ${exitCode})` : ''}: ${oneLine(command)}\n` +
-        `Raise the timeout if it needs longer.${describeTail(stdout, stderr)}`,
+      `Command timed out after ${o.timeoutMs} ms${o.node ? ` on node ${o.node}` : ''} and was killed` +
+        `${o.signal ? ` (it ended by ${o.signal})` : o.exitCode !== null ? ` (it exited ${o.exitCode})` : ''}: ${oneLine(o.command)}\n` +
+        `Raise the timeout if it needs longer.${describeTail(o.stdout, o.stderr)}`,
     );
+    this.command = o.command;
+    this.timeoutMs = o.timeoutMs;
+    this.stdout = o.stdout;
+    this.stderr = o.stderr;
+    this.exitCode = o.exitCode;
+    this.signal = o.signal;
   }
 }
 

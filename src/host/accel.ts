@@ -14,7 +14,29 @@ export interface AccelDecision {
   accel: Accel;
   /** One line a user can act on: why this accelerator. */
   reason: string;
+  /** The KVM probe result behind it was read from the cache (per host kernel), not probed now. */
+  cached: boolean;
+  /** When that probe ran (ISO 8601); absent when no probe decided (FALCON_ACCEL, no /dev/kvm, nothing to boot). */
+  probedAt?: string;
 }
+
+/** What a KVM probe found. */
+export interface KvmProbeResult {
+  ok: boolean;
+  detail: string;
+  /** Where the result comes from, when it comes from a probe (cachedKvmProbe sets it). */
+  provenance?: ProbeProvenance;
+}
+
+export interface ProbeProvenance {
+  /** Read from the cache rather than probed by this call. */
+  cached: boolean;
+  /** When the probe ran, ISO 8601. */
+  probedAt: string;
+}
+
+/** How to make Falcon probe again, for the reason text. */
+export const REPROBE_HINT = '`falcon preflight --reprobe` probes again';
 
 export interface ProbeInput {
   runner: ProcessRunner;
@@ -87,17 +109,35 @@ export async function kvmDeviceProblem(): Promise<string | undefined> {
 /** FALCON_ACCEL=kvm|tcg overrides; otherwise the device check, then the (cached) probe. */
 export async function chooseAccel(
   env: NodeJS.ProcessEnv,
-  probe: () => Promise<{ ok: boolean; detail: string }>,
+  probe: () => Promise<KvmProbeResult>,
+  /** For tests: what is wrong with /dev/kvm, if anything. */
+  deviceProblem: () => Promise<string | undefined> = kvmDeviceProblem,
 ): Promise<AccelDecision> {
   const forced = env.FALCON_ACCEL?.trim().toLowerCase();
-  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `${forced}: chosen by FALCON_ACCEL=${forced}` };
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `${forced}: chosen by FALCON_ACCEL=${forced}`, cached: false };
   if (forced) throw new FalconError('INVALID_ARGUMENT', `FALCON_ACCEL=${env.FALCON_ACCEL} is not understood; set it to kvm or tcg, or unset it to let Falcon probe`);
-  const dev = await kvmDeviceProblem();
-  if (dev) return { accel: 'tcg', reason: `tcg: ${dev}; guests run under software emulation (slower)` };
+  const dev = await deviceProblem();
+  if (dev) return { accel: 'tcg', reason: `tcg: ${dev}; guests run under software emulation (slower)`, cached: false };
   const r = await probe();
+  const from = r.provenance;
+  // A cached answer must not read as if it had just been probed: say when, and how to redo it.
+  const when = !from
+    ? ''
+    : from.cached
+      ? ` (probed ${localMinute(from.probedAt)}, cached for this host kernel; ${REPROBE_HINT})`
+      : ' (probed just now, cached for this host kernel)';
+  const source = { cached: from?.cached ?? false, ...(from ? { probedAt: from.probedAt } : {}) };
   return r.ok
-    ? { accel: 'kvm', reason: `kvm: ${r.detail}` }
-    : { accel: 'tcg', reason: `tcg: /dev/kvm exists but ${r.detail}; falling back to software emulation (slower). Set FALCON_ACCEL=kvm to force KVM.` };
+    ? { accel: 'kvm', reason: `kvm: ${r.detail}${when}`, ...source }
+    : { accel: 'tcg', reason: `tcg: /dev/kvm exists but ${r.detail}${when}; falling back to software emulation (slower). Set FALCON_ACCEL=kvm to force KVM.`, ...source };
+}
+
+/** `2026-12-03 14:05` in local time; the ISO text itself if it is no date. */
+function localMinute(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
 export interface CachedProbeInput extends Omit<ProbeInput, 'kernel' | 'initrd'> {
@@ -107,21 +147,46 @@ export interface CachedProbeInput extends Omit<ProbeInput, 'kernel' | 'initrd'> 
   kernel: () => Promise<{ kernel: string; initrd?: string } | undefined>;
   /** Said when there is no kernel to probe with. */
   noKernelDetail: string;
+  /** Probe again whatever the cache holds, and cache the new result. */
+  reprobe?: boolean;
+  /** The probe; probeKvm unless a test gives another. */
+  probe?: (p: ProbeInput) => Promise<{ ok: boolean; detail: string }>;
 }
 
-/** probeKvm once per host kernel release: the result is cached in `cacheFile`. */
-export async function cachedKvmProbe(p: CachedProbeInput): Promise<{ ok: boolean; detail: string }> {
+/** The cache file: one result for one host kernel release. */
+interface ProbeCache {
+  host?: string;
+  /** ISO 8601; files written before it was recorded lack it, and their mtime says when. */
+  probedAt?: string;
+  result?: { ok: boolean; detail: string };
+}
+
+/**
+ * probeKvm once per host kernel release: the result is cached in `cacheFile`, and says (in
+ * `provenance`) whether it was read from there and when it was probed.
+ */
+export async function cachedKvmProbe(p: CachedProbeInput): Promise<KvmProbeResult> {
   const host = (await fs.readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '')).trim();
-  const cached = await fs.readFile(p.cacheFile, 'utf8').then(
-    (t) => JSON.parse(t) as { host?: string; result?: { ok: boolean; detail: string } },
-    () => undefined,
-  );
-  if (cached?.host === host && cached.result && typeof cached.result.ok === 'boolean') return cached.result;
+  if (!p.reprobe) {
+    const cached = await fs.readFile(p.cacheFile, 'utf8').then(
+      (t) => JSON.parse(t) as ProbeCache,
+      () => undefined,
+    );
+    if (cached?.host === host && cached.result && typeof cached.result.ok === 'boolean') {
+      const probedAt = cached.probedAt ?? (await fs.stat(p.cacheFile).then((st) => st.mtime.toISOString(), () => undefined));
+      if (probedAt) return withProvenance(cached.result, { cached: true, probedAt });
+    }
+  }
   const k = await p.kernel();
   if (!k) return { ok: false, detail: p.noKernelDetail };
-  p.log.log({ kind: 'step', msg: 'probing whether guests boot under KVM (once per host)' });
-  const result = await probeKvm({ ...p, kernel: k.kernel, initrd: k.initrd });
+  p.log.log({ kind: 'step', msg: p.reprobe ? 'probing again whether guests boot under KVM (--reprobe)' : 'probing whether guests boot under KVM (once per host)' });
+  const probedAt = new Date().toISOString();
+  const result = await (p.probe ?? probeKvm)({ ...p, kernel: k.kernel, initrd: k.initrd });
   await fs.mkdir(path.dirname(p.cacheFile), { recursive: true });
-  await writeFileAtomic(p.cacheFile, JSON.stringify({ host, result }));
-  return result;
+  await writeFileAtomic(p.cacheFile, JSON.stringify({ host, probedAt, result: { ok: result.ok, detail: result.detail } } satisfies ProbeCache));
+  return withProvenance(result, { cached: false, probedAt });
+}
+
+function withProvenance(r: { ok: boolean; detail: string }, provenance: ProbeProvenance): KvmProbeResult {
+  return { ok: r.ok, detail: r.detail, provenance };
 }

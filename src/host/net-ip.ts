@@ -182,7 +182,7 @@ function batchFailure(tool: string, args: readonly string[], e: HostCommandError
     .split('\n')
     .filter((l) => !/^Command failed /.test(l))
     .join('\n');
-  return new HostCommandError(tool, args, e.exitCode, stderr, e.stdout, false, e.signal);
+  return new HostCommandError({ command: tool, args, exitCode: e.exitCode, stderr, stdout: e.stdout, signal: e.signal });
 }
 
 /**

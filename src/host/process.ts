@@ -35,43 +35,56 @@ export interface RunResult {
   timedOut: boolean;
 }
 
+/** What a failed host command left: the fields of `HostCommandError`. */
+export interface HostCommandFailure {
+  command: string;
+  args: readonly string[];
+  /** null when it did not exit by itself (killed, or never ran). */
+  exitCode: number | null;
+  stderr: string;
+  stdout?: string;
+  timedOut?: boolean;
+  signal?: NodeJS.Signals | null;
+  /** Why it could not run (a spawn error), or the abort reason. */
+  cause?: unknown;
+}
+
 /**
  * The one error type for failed host commands. Its message is one short line plus stderr.
  */
 export class HostCommandError extends FalconError {
   override name = 'HostCommandError';
-  constructor(
-    readonly command: string,
-    readonly args: readonly string[],
-    readonly exitCode: number | null,
-    readonly stderr: string,
-    readonly stdout: string = '',
-    readonly timedOut = false,
-    readonly signal: NodeJS.Signals | null = null,
-    options?: { cause?: unknown },
-  ) {
-    super('HOST_COMMAND_FAILED', HostCommandError.describe(command, args, exitCode, stderr, timedOut, signal, options?.cause), options);
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  readonly stdout: string;
+  readonly timedOut: boolean;
+  readonly signal: NodeJS.Signals | null;
+
+  constructor(f: HostCommandFailure) {
+    // `cause` only when given, as Error itself does.
+    super('HOST_COMMAND_FAILED', HostCommandError.describe(f), 'cause' in f ? { cause: f.cause } : undefined);
+    this.command = f.command;
+    this.args = f.args;
+    this.exitCode = f.exitCode;
+    this.stderr = f.stderr;
+    this.stdout = f.stdout ?? '';
+    this.timedOut = f.timedOut ?? false;
+    this.signal = f.signal ?? null;
   }
 
-  static describe(
-    command: string,
-    args: readonly string[],
-    exitCode: number | null,
-    stderr: string,
-    timedOut: boolean,
-    signal: NodeJS.Signals | null,
-    cause?: unknown,
-  ): string {
-    const cmdline = [command, ...args].join(' ');
+  static describe(f: HostCommandFailure): string {
+    const cmdline = [f.command, ...f.args].join(' ');
     const short = cmdline.length > 200 ? `${cmdline.slice(0, 200)}...` : cmdline;
-    const why = timedOut
+    const why = f.timedOut
       ? 'timed out'
-      : cause instanceof Error
-        ? `could not run: ${cause.message}`
-        : signal
-          ? `was killed by ${signal}`
-          : `failed with exit code ${exitCode}`;
-    const err = stderr.trim();
+      : f.cause instanceof Error
+        ? `could not run: ${f.cause.message}`
+        : f.signal
+          ? `was killed by ${f.signal}`
+          : `failed with exit code ${f.exitCode}`;
+    const err = f.stderr.trim();
     return `Command ${why}: ${short}${err ? `\n${err}` : ''}`;
   }
 }
@@ -162,7 +175,14 @@ function runProcess(command: string, args: readonly string[], o: RunOptions, log
       const aborted = o.signal?.aborted ?? false;
       if (spawnError || timedOut || aborted || (code !== 0 && o.reject !== false)) {
         reject(
-          new HostCommandError(command, args, code, r.stderr, r.stdout, timedOut, signal, {
+          new HostCommandError({
+            command,
+            args,
+            exitCode: code,
+            stderr: r.stderr,
+            stdout: r.stdout,
+            timedOut,
+            signal,
             cause: spawnError ?? (aborted ? o.signal!.reason : undefined),
           }),
         );
@@ -176,7 +196,7 @@ function spawnDetached(command: string, args: readonly string[], o: DetachedOpti
   return new Promise((resolve, reject) => {
     const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...(o.extraFds ?? [])];
     const child = spawn(command, args, { cwd: o.cwd, env: o.env, stdio, detached: true });
-    child.once('error', (e) => reject(new HostCommandError(command, args, null, '', '', false, null, { cause: e })));
+    child.once('error', (e) => reject(new HostCommandError({ command, args, exitCode: null, stderr: '', cause: e })));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
       child.once('exit', (code, signal) => res({ code, signal })),
     );
@@ -210,7 +230,7 @@ export function recordingRunner(
         ...a,
       };
       if (r.exitCode !== 0 && options.reject !== false) {
-        throw new HostCommandError(command, args, r.exitCode, r.stderr, r.stdout);
+        throw new HostCommandError({ command, args, exitCode: r.exitCode, stderr: r.stderr, stdout: r.stdout });
       }
       return r;
     },

@@ -36,13 +36,13 @@ export interface DownloadResult {
 
 export class DownloadError extends FalconError {
   override name = 'DownloadError';
-  constructor(
-    message: string,
-    readonly url: string,
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super('DOWNLOAD_FAILED', message, options);
+  readonly url: string;
+  /** The HTTP status, when the server answered. */
+  readonly status?: number;
+  constructor(o: { message: string; url: string; status?: number; cause?: unknown }) {
+    super('DOWNLOAD_FAILED', o.message, 'cause' in o ? { cause: o.cause } : undefined);
+    this.url = o.url;
+    this.status = o.status;
   }
 }
 
@@ -52,13 +52,13 @@ export async function download(url: string, dest: string, o: DownloadOptions = {
   try {
     parsed = new URL(url);
   } catch {
-    throw new DownloadError(`'${url}' is not a valid URL; give a full http:// or https:// address`, url);
+    throw new DownloadError({ message: `'${url}' is not a valid URL; give a full http:// or https:// address`, url });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new DownloadError(
-      `cannot download '${url}': only http:// and https:// URLs are supported (for a local file use \`falcon image import\`)`,
+    throw new DownloadError({
+      message: `cannot download '${url}': only http:// and https:// URLs are supported (for a local file use \`falcon image import\`)`,
       url,
-    );
+    });
   }
   const stallMs = o.stallTimeoutMs ?? 60_000;
   const stall = new AbortController();
@@ -76,18 +76,17 @@ export async function download(url: string, dest: string, o: DownloadOptions = {
       res = await fetch(parsed, { signal, redirect: 'follow' });
     } catch (err) {
       o.signal?.throwIfAborted();
-      throw new DownloadError(`could not download ${url}: ${describe(err)}; check the URL and the network`, url, undefined, {
-        cause: err,
-      });
+      throw new DownloadError({ message: `could not download ${url}: ${describe(err)}; check the URL and the network`, url, cause: err });
     }
     if (!res.ok || !res.body) {
       await res.body?.cancel().catch(() => {});
-      throw new DownloadError(
-        `could not download ${url}: the server answered HTTP ${res.status} ${res.statusText}`.trimEnd() +
+      throw new DownloadError({
+        message:
+          `could not download ${url}: the server answered HTTP ${res.status} ${res.statusText}`.trimEnd() +
           (res.status === 404 ? '; check the URL' : ''),
         url,
-        res.status,
-      );
+        status: res.status,
+      });
     }
     const lengthHeader = res.headers.get('content-length');
     const total = lengthHeader && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
@@ -123,13 +122,13 @@ export async function download(url: string, dest: string, o: DownloadOptions = {
       o.signal?.throwIfAborted();
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw err;
       if (stall.signal.aborted) {
-        throw new DownloadError(`download of ${url} stalled: ${describe(stall.signal.reason)}`, url, undefined, { cause: err });
+        throw new DownloadError({ message: `download of ${url} stalled: ${describe(stall.signal.reason)}`, url, cause: err });
       }
-      throw new DownloadError(`download of ${url} failed after ${done} bytes: ${describe(err)}`, url, undefined, { cause: err });
+      throw new DownloadError({ message: `download of ${url} failed after ${done} bytes: ${describe(err)}`, url, cause: err });
     }
     report(true);
     if (total !== undefined && done !== total) {
-      throw new DownloadError(`download of ${url} was cut short: got ${done} of ${total} bytes; try again`, url);
+      throw new DownloadError({ message: `download of ${url} was cut short: got ${done} of ${total} bytes; try again`, url });
     }
     return { bytes: done, sha256: hash.digest('hex') };
   } finally {

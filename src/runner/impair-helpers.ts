@@ -3,17 +3,15 @@
  * it and waiting until its taps are up, and stopping it (one link's, those of links the topology
  * no longer has, or all of them for destroy). What it is told to do comes from impairments.ts.
  */
-import { closeSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DirectedImpairment } from '../model/impair.js';
 import { buildImpairHelper, helperArgs, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
 import type { ProcessRunner } from '../host/process.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
-import { openOwnerOnly } from '../host/qemu-vm.js';
-import { FalconError } from '../util/errors.js';
-import { tail, writeFileAtomic } from '../util/fs.js';
+import { startDaemon } from '../host/daemon.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
-import { retry } from '../util/retry.js';
 import type { FalconPaths } from './paths.js';
 
 const HELPER_READY_MS = 5000;
@@ -58,28 +56,21 @@ export async function ensureHelper(c: HelperContext, taps: LinkTaps, f: HelperFi
   }
   const bin = await buildImpairHelper({ cacheDir: path.join(c.cacheDir, 'bin'), runner: c.proc, log: c.log, signal: c.signal });
   await fs.rm(f.pidFile, { force: true });
-  const fd = openOwnerOnly(f.log);
-  let child;
-  try {
-    child = await c.proc.spawnDetached(bin, helperArgs(taps, f), { stdout: fd, stderr: fd });
-  } finally {
-    closeSync(fd);
-  }
-  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  void child.exited.then((e) => (gone = e));
-  const failed = async (why: string) =>
-    new FalconError('IMPAIR_FAILED', `the impairment helper of ${taps.a}/${taps.b} ${why}; the end of its log (${f.log}):\n${(await tail(f.log, 1500)).trimEnd() || '(empty)'}`);
-  try {
-    await retry({ what: `waiting for the impairment helper of ${taps.a}`, deadlineMs: HELPER_READY_MS, delayMs: 10, factor: 1.5, maxDelayMs: 200, signal: c.signal, retryIf: () => !gone }, async () => {
-      if (gone) return;
-      const text = await fs.readFile(f.pidFile, 'utf8').catch(() => '');
-      if (Number(text.trim()) !== child.pid) throw new FalconError('IMPAIR_FAILED', 'not ready yet');
-    });
-  } catch (e) {
-    if (c.signal?.aborted) throw e;
-    throw await failed(`did not come up within ${HELPER_READY_MS / 1000} s`);
-  }
-  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+  // Ready once it has written its pid file: its taps are up by then.
+  await startDaemon({
+    what: `the impairment helper of ${taps.a}/${taps.b}`,
+    command: bin,
+    args: helperArgs(taps, f),
+    runner: c.proc,
+    logFile: f.log,
+    ready: async (pid) => Number((await fs.readFile(f.pidFile, 'utf8').catch(() => '')).trim()) === pid,
+    notReady: 'did not come up',
+    timeoutMs: HELPER_READY_MS,
+    code: 'IMPAIR_FAILED',
+    poll: { delayMs: 10, factor: 1.5, maxDelayMs: 200 },
+    killGraceMs: 2000,
+    signal: c.signal,
+  });
 }
 
 /** Stop the helpers of links the topology no longer has, and forget their files. */

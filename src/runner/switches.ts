@@ -9,14 +9,15 @@
  *   /proc, which is unique per topology and node.
  * - Tables live in `.falcon/<npu>.npu-tables.json`, saved by the switch after every change.
  */
-import { closeSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { npuPlans, streamNics, switchPlans, type NpuPlan } from '../model/softnpu.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { TopologyProblem } from '../model/errors.js';
 import type { ProcessRunner } from '../host/process.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
-import { openOwnerOnly, type StreamNetdev } from '../host/qemu-vm.js';
+import { startDaemon, waitUntilReady, type ReadyWait } from '../host/daemon.js';
+import type { StreamNetdev } from '../host/qemu-vm.js';
 import {
   BUILTIN_PROGRAMS,
   SwitchClient,
@@ -39,10 +40,8 @@ import {
   type TableDump,
   type TableRemoveRequest,
 } from '../switch/index.js';
-import { FalconError } from '../util/errors.js';
-import { tail, writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
-import { retry } from '../util/retry.js';
 import type { FalconPaths } from './paths.js';
 
 /** How long a started switch may take to answer on its control socket (tsx start-up under load). */
@@ -147,46 +146,31 @@ export async function ensureSwitch(plan: NpuPlan, c: SwitchContext): Promise<{ p
     await Promise.all(running.map((pid) => terminate(pid, 5000)));
     running = [];
   }
+  const wait = switchWait(plan.npu, control, files.log, c);
   if (running.length) {
-    await waitReady(plan.npu, control, files.log, c, undefined);
+    await waitUntilReady({ ...wait, pid: running[0]! });
     c.log.log({ kind: 'node', node: plan.npu, state: 'switch already running', detail: `pid ${running[0]}` });
     return { pid: running[0]!, started: false };
   }
   await writeFileAtomic(files.config, config);
-  const fd = openOwnerOnly(files.log);
-  let child;
-  try {
-    const { cmd, args } = switchCommand(files.config);
-    child = await c.proc.spawnDetached(cmd, args, { stdout: fd, stderr: fd });
-  } finally {
-    closeSync(fd);
-  }
-  await waitReady(plan.npu, control, files.log, c, child.exited);
+  const { cmd, args } = switchCommand(files.config);
+  const child = await startDaemon({ ...wait, command: cmd, args, runner: c.proc, killGraceMs: 5000 });
   c.log.log({ kind: 'node', node: plan.npu, state: 'switch started', detail: `pid ${child.pid}, ${plan.options.program}, ${plan.radix} port${plan.radix === 1 ? '' : 's'}` });
   return { pid: child.pid, started: true };
 }
 
-async function waitReady(
-  npu: string,
-  control: string,
-  log: string,
-  c: SwitchContext,
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined,
-): Promise<void> {
-  let gone: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  void exited?.then((e) => (gone = e));
-  const failed = async (why: string) =>
-    new FalconError('NPU_SWITCH_FAILED', `the switch of node "${npu}" ${why}; the end of its log (${log}):\n${(await tail(log, 1500)).trimEnd() || '(empty)'}`);
-  try {
-    await retry({ what: `waiting for the switch of ${npu}`, deadlineMs: READY_TIMEOUT_MS, delayMs: 50, factor: 1.5, maxDelayMs: 500, signal: c.signal, retryIf: () => !gone }, async () => {
-      if (gone) return;
-      if (!(await answers(control, c.signal))) throw new FalconError('NPU_CONTROL', `no answer on ${control}`);
-    });
-  } catch (e) {
-    if (c.signal?.aborted) throw e;
-    throw await failed(`did not answer on its control socket ${control} within ${READY_TIMEOUT_MS / 1000} s`);
-  }
-  if (gone) throw await failed(`exited (${gone.signal ? `signal ${gone.signal}` : `code ${gone.code}`}) before it was ready`);
+/** How a switch is awaited: ready once its control socket answers. */
+function switchWait(npu: string, control: string, log: string, c: SwitchContext): Omit<ReadyWait, 'pid'> {
+  return {
+    what: `the switch of node "${npu}"`,
+    logFile: log,
+    ready: (_pid, signal) => answers(control, signal),
+    notReady: `did not answer on its control socket ${control}`,
+    timeoutMs: READY_TIMEOUT_MS,
+    code: 'NPU_SWITCH_FAILED',
+    poll: { delayMs: 50, factor: 1.5, maxDelayMs: 500 },
+    signal: c.signal,
+  };
 }
 
 /** Stop the switches of `npus` (SIGTERM: they save their tables; SIGKILL after 5 s). */

@@ -24,18 +24,25 @@ export interface LockOptions {
 
 export class LockBusyError extends FalconError {
   override name = 'LockBusyError';
-  constructor(
-    readonly lockPath: string,
-    readonly pid: number,
-    what: string,
-    since: string | undefined,
-    purpose?: string,
-  ) {
+  readonly lockPath: string;
+  readonly pid: number;
+  constructor(o: {
+    lockPath: string;
+    /** The holder's. */
+    pid: number;
+    /** What is locked, for the message: `topology "duo"`. */
+    what: string;
+    since?: string;
+    /** The holder's command. */
+    purpose?: string;
+  }) {
     super(
       'LOCK_BUSY',
-      `${what} is held by another falcon command (${purpose ? `"${purpose}", ` : ''}pid ${pid}${since ? `, since ${since}` : ''}), which is still running; ` +
-        `wait for it to finish, or if that process is not Falcon, delete ${lockPath}`,
+      `${o.what} is held by another falcon command (${o.purpose ? `"${o.purpose}", ` : ''}pid ${o.pid}${o.since ? `, since ${o.since}` : ''}), which is still running; ` +
+        `wait for it to finish, or if that process is not Falcon, delete ${o.lockPath}`,
     );
+    this.lockPath = o.lockPath;
+    this.pid = o.pid;
   }
 }
 
@@ -117,7 +124,7 @@ async function tryTake(lockPath: string, what: string, purpose?: string): Promis
       await unlink(lockPath).catch(() => {});
       continue;
     }
-    throw new LockBusyError(lockPath, holder.pid, what, holder.since, holder.purpose);
+    throw new LockBusyError({ lockPath, pid: holder.pid, what, since: holder.since, purpose: holder.purpose });
   }
 }
 

@@ -420,7 +420,7 @@ describe('failures', () => {
       ...runner,
       run: (cmd, args, o) =>
         cmd === 'qemu-img' && args[0] === 'convert'
-          ? Promise.reject(new HostCommandError(cmd, args, 1, 'qemu-img: error while writing at byte 0: No space left on device'))
+          ? Promise.reject(new HostCommandError({ command: cmd, args, exitCode: 1, stderr: 'qemu-img: error while writing at byte 0: No space left on device' }))
           : runner.run(cmd, args, o),
     };
     const s = newStore(full);

@@ -70,7 +70,7 @@ describe('cachedKvmProbe', () => {
     const runner = recordingRunner();
     let asked = 0;
     const r = await cachedKvmProbe({ cacheFile, runner, log: silentLogger, noKernelDetail: 'none', kernel: async () => (asked++, undefined) });
-    expect(r).toEqual({ ok: false, detail: 'cached answer' });
+    expect(r).toMatchObject({ ok: false, detail: 'cached answer', provenance: { cached: true } });
     expect(asked).toBe(0);
     expect(runner.calls).toEqual([]);
   });

@@ -178,7 +178,7 @@ describe('debian-12 with extra packages', () => {
   });
 
   it('turns other mmdebstrap failures into IMAGE_BUILD_FAILED with apt\'s error lines only', () => {
-    const hce = new HostCommandError('mmdebstrap', [], 1, 'I: noise\nI: more noise\nE: Failed to fetch http://deb.debian.org/...\nE: mmdebstrap failed to run\n');
+    const hce = new HostCommandError({ command: 'mmdebstrap', args: [], exitCode: 1, stderr: 'I: noise\nI: more noise\nE: Failed to fetch http://deb.debian.org/...\nE: mmdebstrap failed to run\n' });
     const e = mmdebstrapFailure(hce, []) as ImageError;
     expect(e.code).toBe('IMAGE_BUILD_FAILED');
     expect(e.message).toMatch(/E: Failed to fetch/);
