@@ -8,7 +8,7 @@ import { switchPlans } from '../model/softnpu.js';
 import type { NodeSpec, TopologySpec } from '../model/spec.js';
 import { netContext, type RunContext } from './context.js';
 import { LaunchError, type NodeFailure } from './errors.js';
-import { applyImpairmentsOf } from './impair-context.js';
+import { applyImpairments } from './impairments.js';
 import { ensureSwitch } from './switches.js';
 import { logTails } from './vm.js';
 
@@ -26,7 +26,7 @@ export async function bringUp(c: RunContext, spec: TopologySpec, targets: readon
   const net = await createNetwork(spec, netContext(c));
   await steps.afterNetwork?.(net);
   // Impaired from the first frame: before any QEMU starts.
-  await applyImpairmentsOf(c, spec);
+  await applyImpairments(c, spec);
   // Switches first: they connect (and reconnect) to the sockets the QEMUs serve.
   await ensureSwitches(c, spec, targets);
   const nodes = spec.nodes.filter((n) => targets.includes(n.name));

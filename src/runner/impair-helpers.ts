@@ -7,24 +7,15 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DirectedImpairment } from '../model/impair.js';
 import { buildImpairHelper, helperArgs, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
-import type { ProcessRunner } from '../host/process.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
 import { startDaemon } from '../host/daemon.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import type { FalconPaths } from './paths.js';
+import { cacheDir, type RunContext } from './context.js';
 
 const HELPER_READY_MS = 5000;
 
-/** What starting and stopping helpers needs. */
-export interface HelperContext {
-  paths: FalconPaths;
-  proc: ProcessRunner;
-  log: Logger;
-  /** Where the helper binary is built and kept (the image store's cache). */
-  cacheDir: string;
-  signal?: AbortSignal;
-}
 
 /** Where a topology's helpers keep their config, counters, pid and log. */
 export function impairDir(paths: FalconPaths): string {
@@ -46,7 +37,7 @@ export async function helperPids(configs: readonly string[]): Promise<Map<string
  * Give the link's helper the impairment `want`: a running one (`pids`) re-reads its config on
  * SIGHUP; otherwise it is built if needed, started, and awaited until its taps are up.
  */
-export async function ensureHelper(c: HelperContext, taps: LinkTaps, f: HelperFiles, want: DirectedImpairment, pids: number[]): Promise<void> {
+export async function ensureHelper(c: RunContext, taps: LinkTaps, f: HelperFiles, want: DirectedImpairment, pids: number[]): Promise<void> {
   await fs.mkdir(path.dirname(f.config), { recursive: true, mode: 0o700 });
   await writeFileAtomic(f.config, helperConfigText(want));
   if (pids.length) {
@@ -54,7 +45,7 @@ export async function ensureHelper(c: HelperContext, taps: LinkTaps, f: HelperFi
     for (const p of pids) process.kill(p, 'SIGHUP');
     return;
   }
-  const bin = await buildImpairHelper({ cacheDir: path.join(c.cacheDir, 'bin'), runner: c.proc, log: c.log, signal: c.signal });
+  const bin = await buildImpairHelper({ cacheDir: path.join(cacheDir(c), 'bin'), runner: c.proc, log: c.log, signal: c.signal });
   await fs.rm(f.pidFile, { force: true });
   // Ready once it has written its pid file: its taps are up by then.
   await startDaemon({
@@ -74,7 +65,7 @@ export async function ensureHelper(c: HelperContext, taps: LinkTaps, f: HelperFi
 }
 
 /** Stop the helpers of links the topology no longer has, and forget their files. */
-export async function stopStrayHelpers(c: HelperContext, keep: ReadonlySet<string>): Promise<void> {
+export async function stopStrayHelpers(c: RunContext, keep: ReadonlySet<string>): Promise<void> {
   const dir = impairDir(c.paths);
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
   const stray = entries.filter((e) => e.endsWith('.conf')).map((e) => path.join(dir, e)).filter((f) => !keep.has(f));

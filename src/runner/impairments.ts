@@ -41,12 +41,9 @@ import { terminate } from '../host/procs.js';
 import { FalconError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { FalconPaths } from './paths.js';
-import { ensureHelper, helperFiles, helperPids, impairDir, stopStrayHelpers, type HelperContext } from './impair-helpers.js';
+import { ensureHelper, helperFiles, helperPids, impairDir, stopStrayHelpers } from './impair-helpers.js';
+import type { RunContext } from './context.js';
 
-export interface ImpairContext extends HelperContext {
-  spec: TopologySpec;
-  env: NodeJS.ProcessEnv;
-}
 
 // ---- runtime settings ----
 
@@ -96,28 +93,28 @@ function linkTaps(spec: TopologySpec, l: ImpairableLink): LinkTaps {
  * link: netem qdiscs set or removed, helpers started, reloaded or stopped, taps rewired. Needs
  * the topology's taps to exist (after createNetwork). Idempotent.
  */
-export async function applyImpairments(c: ImpairContext, only?: readonly number[]): Promise<void> {
-  const want = await currentImpairments(c.spec, c.paths);
-  const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
+export async function applyImpairments(c: RunContext, spec: TopologySpec, only?: readonly number[]): Promise<void> {
+  const want = await currentImpairments(spec, c.paths);
+  const links = impairableLinks(spec).filter((l) => !only || only.includes(l.link));
   // A relaunch after links were removed: their helpers would otherwise run until destroy.
-  if (!only) await stopStrayHelpers(c, new Set(impairableLinks(c.spec).map((l) => helperFiles(c.paths, linkLabel(l)).config)));
+  if (!only) await stopStrayHelpers(c, new Set(impairableLinks(spec).map((l) => helperFiles(c.paths, linkLabel(l)).config)));
   if (!links.length) return;
   const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
   // No helper ever ran here (no .falcon/impair): no need to look for one in /proc.
   const everRan = await fs.stat(impairDir(c.paths)).then(() => true, () => false);
   const running = everRan ? await helperPids([...files.values()].map((f) => f.config)) : new Map<string, number[]>();
   // Nothing impaired and nothing left to undo: a plain topology pays (almost) nothing.
-  if (!links.some((l) => want.has(l.link)) && ![...running.values()].some((p) => p.length) && !(await anyNetem(c, links))) return;
+  if (!links.some((l) => want.has(l.link)) && ![...running.values()].some((p) => p.length) && !(await anyNetem(c, spec, links))) return;
   const { path: way, reason } = await decideImpairPath(c.proc, c.env, c.signal);
   if (way === 'netem') {
     const current = await queryNetemRoots(c.proc, c.signal);
-    const cmds = links.flatMap((l) => netemCommands(linkTaps(c.spec, l), want.get(l.link), current));
+    const cmds = links.flatMap((l) => netemCommands(linkTaps(spec, l), want.get(l.link), current));
     await runTc(cmds, c.proc, c.signal).catch((e) => {
-      throw new FalconError('IMPAIR_FAILED', `topology "${c.spec.name}": tc could not set netem: ${(e as Error).message}`, { cause: e });
+      throw new FalconError('IMPAIR_FAILED', `topology "${spec.name}": tc could not set netem: ${(e as Error).message}`, { cause: e });
     });
   }
   for (const l of links) {
-    const taps = linkTaps(c.spec, l);
+    const taps = linkTaps(spec, l);
     const f = files.get(l.link)!;
     const pids = running.get(f.config) ?? [];
     const w = way === 'userspace' ? want.get(l.link) : undefined;
@@ -134,12 +131,12 @@ export async function applyImpairments(c: ImpairContext, only?: readonly number[
 }
 
 /** Whether any of `links`' taps has a netem root (left by an earlier setting). */
-async function anyNetem(c: ImpairContext, links: ImpairableLink[]): Promise<boolean> {
+async function anyNetem(c: RunContext, spec: TopologySpec, links: ImpairableLink[]): Promise<boolean> {
   // The kernel probe ran at preflight (cached): without netem there is nothing to look for.
   if (!(await detectKernelFeatures(c.proc, c.signal)).netem) return false;
   const roots = await queryNetemRoots(c.proc, c.signal).catch(() => new Set<string>());
   return links.some((l) => {
-    const t = linkTaps(c.spec, l);
+    const t = linkTaps(spec, l);
     return roots.has(t.a) || roots.has(t.b);
   });
 }
@@ -151,16 +148,16 @@ async function anyNetem(c: ImpairContext, links: ImpairableLink[]): Promise<bool
  * endpoint sends), replacing what was there; `null` clears it. Saved at once; applied at once
  * when the topology's network exists, else at its next launch or hyperstart.
  */
-export async function setImpairment(c: ImpairContext, target: string, imp: Impairment | null): Promise<ImpairStatus> {
-  const t = resolveImpairTarget(c.spec, target);
+export async function setImpairment(c: RunContext, spec: TopologySpec, target: string, imp: Impairment | null): Promise<ImpairStatus> {
+  const t = resolveImpairTarget(spec, target);
   if (imp) {
     const problems: TopologyProblem[] = impairmentProblems(imp, target);
-    if (problems.length) throw new TopologyValidationError(c.spec.name, problems);
+    if (problems.length) throw new TopologyValidationError(spec.name, problems);
   }
   const overrides = await readOverrides(c.paths);
-  const link = impairableLinks(c.spec).find((l) => l.link === t.link)!;
+  const link = impairableLinks(spec).find((l) => l.link === t.link)!;
   const label = linkLabel(link);
-  const now: DirectedImpairment = { ...(effectiveImpairments(c.spec, overrides).get(t.link) ?? {}) };
+  const now: DirectedImpairment = { ...(effectiveImpairments(spec, overrides).get(t.link) ?? {}) };
   // All-zero values are no impairment: that direction is cleared (and needs no helper).
   const set = imp && !isNoImpairment(imp) ? compactImpairment(imp) : undefined;
   for (const d of t.directions) {
@@ -170,14 +167,14 @@ export async function setImpairment(c: ImpairContext, target: string, imp: Impai
   overrides[label] = now;
   await fs.mkdir(c.paths.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(overridesFile(c.paths), JSON.stringify({ version: 1, links: overrides }, null, 2) + '\n');
-  if (await tapsExist(c, link)) await applyImpairments(c, [t.link]);
+  if (await tapsExist(c, spec, link)) await applyImpairments(c, spec, [t.link]);
   const what = t.directions.length === 2 ? label : t.label;
   c.log.log({ kind: 'step', msg: `impairment of ${what}: ${set ? formatImpairment(set) : 'cleared'}` });
-  return (await impairStatus(c, [t.link]))[0]!;
+  return (await impairStatus(c, spec, [t.link]))[0]!;
 }
 
-async function tapsExist(c: ImpairContext, l: ImpairableLink): Promise<boolean> {
-  const t = linkTaps(c.spec, l);
+async function tapsExist(c: RunContext, spec: TopologySpec, l: ImpairableLink): Promise<boolean> {
+  const t = linkTaps(spec, l);
   const names = new Set((await queryLinks({ runner: c.proc, signal: c.signal })).map((x) => x.ifname));
   return names.has(t.a) && names.has(t.b);
 }
@@ -213,10 +210,10 @@ export interface ImpairStatus {
 }
 
 /** The impairment of every impairable link (or of `only`), with the path and helper counters. */
-export async function impairStatus(c: ImpairContext, only?: readonly number[]): Promise<ImpairStatus[]> {
+export async function impairStatus(c: RunContext, spec: TopologySpec, only?: readonly number[]): Promise<ImpairStatus[]> {
   const overrides = await readOverrides(c.paths);
-  const eff = effectiveImpairments(c.spec, overrides);
-  const links = impairableLinks(c.spec).filter((l) => !only || only.includes(l.link));
+  const eff = effectiveImpairments(spec, overrides);
+  const links = impairableLinks(spec).filter((l) => !only || only.includes(l.link));
   const files = new Map(links.map((l) => [l.link, helperFiles(c.paths, linkLabel(l))]));
   const pids = await helperPids([...files.values()].map((f) => f.config));
   const decided = eff.size ? await decideImpairPath(c.proc, c.env, c.signal).catch((e: Error) => ({ path: undefined, reason: e.message })) : undefined;
@@ -228,8 +225,8 @@ export async function impairStatus(c: ImpairContext, only?: readonly number[]): 
     const pid = pids.get(f.config)?.[0];
     let stats: Partial<Record<Direction, HelperDirectionStats>> = {};
     if (pid) stats = JSON.parse(await fs.readFile(f.stats, 'utf8').catch(() => '{}')) as typeof stats;
-    const link = c.spec.links[l.link]!;
-    const taps = linkTaps(c.spec, l);
+    const link = spec.links[l.link]!;
+    const taps = linkTaps(spec, l);
     out.push({
       link: label,
       index: l.link,
@@ -248,11 +245,11 @@ export async function impairStatus(c: ImpairContext, only?: readonly number[]): 
 }
 
 /** Preflight's report: which path the declared impairment takes on this host, and why. */
-export async function impairPreflightNote(c: ImpairContext): Promise<string | undefined> {
-  const eff = await currentImpairments(c.spec, c.paths);
+export async function impairPreflightNote(c: RunContext, spec: TopologySpec): Promise<string | undefined> {
+  const eff = await currentImpairments(spec, c.paths);
   if (!eff.size) return undefined;
   const { path: way, reason } = await decideImpairPath(c.proc, c.env, c.signal);
-  const names = impairableLinks(c.spec)
+  const names = impairableLinks(spec)
     .filter((l) => eff.has(l.link))
     .map(linkLabel);
   return `impairment: ${names.join(', ')} use${names.length === 1 ? 's' : ''} the ${way === 'netem' ? 'netem qdisc' : 'userspace helper (falcon-impair)'}: ${reason}`;

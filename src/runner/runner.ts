@@ -24,8 +24,7 @@ import { decideAccel } from './accel.js';
 import { captureAll, captureOne, type CaptureOptions, type CaptureResult } from './capture.js';
 import { netContext, withSignal, type RunContext } from './context.js';
 import { ExecRouter, dumpOptions, requireSuccess, type DumpTarget } from './exec-routing.js';
-import { applyImpairmentsOf, impairContext } from './impair-context.js';
-import { impairPreflightNote, impairStatus, setImpairment, type ImpairStatus } from './impairments.js';
+import { applyImpairments, impairPreflightNote, impairStatus, setImpairment, type ImpairStatus } from './impairments.js';
 import { topologyInfo, type TopologyInfo } from './inspect.js';
 import { launchTopology } from './launch.js';
 import { ensureFalconDir, topologyLock, type TopologyLock } from './lock.js';
@@ -230,7 +229,7 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     const problems = await topologyProblems(this.ctx, spec);
     if (problems.length) throw new PreflightError(spec.name, problems);
-    const note = await impairPreflightNote(impairContext(this.ctx, spec));
+    const note = await impairPreflightNote(this.ctx, spec);
     if (note) this.log.log({ kind: 'step', msg: note });
     await ensureFalconDir(this.ctx);
     await saveSpec(this.paths, spec);
@@ -289,7 +288,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await using _lock = await this.lock('netcreate');
     const c = this.context(opts.signal);
     await createNetwork(this.toSpec(), netContext(c));
-    await applyImpairmentsOf(c, this.toSpec());
+    await applyImpairments(c, this.toSpec());
   }
 
   /** Remove the topology's host network alone. */
@@ -394,14 +393,14 @@ export class Runner extends Topology implements AsyncDisposable {
   async impair(target: string, impairment: Impairment): Promise<ImpairStatus> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
-    return await setImpairment(impairContext(this.ctx, spec), target, impairment);
+    return await setImpairment(this.ctx, spec, target, impairment);
   }
 
   /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
   async clearImpairment(target: string): Promise<ImpairStatus> {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
-    return await setImpairment(impairContext(this.ctx, spec), target, null);
+    return await setImpairment(this.ctx, spec, target, null);
   }
 
   /**
@@ -410,7 +409,7 @@ export class Runner extends Topology implements AsyncDisposable {
    */
   async impairments(target?: string): Promise<ImpairStatus[]> {
     const spec = await this.effectiveSpec();
-    return impairStatus(impairContext(this.ctx, spec), target === undefined ? undefined : [resolveImpairTarget(spec, target).link]);
+    return impairStatus(this.ctx, spec, target === undefined ? undefined : [resolveImpairTarget(spec, target).link]);
   }
 
   /**

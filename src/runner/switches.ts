@@ -14,7 +14,6 @@ import path from 'node:path';
 import { npuPlans, streamNics, switchPlans, type NpuPlan } from '../model/softnpu.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { TopologyProblem } from '../model/errors.js';
-import type { ProcessRunner } from '../host/process.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
 import { startDaemon, waitUntilReady, type ReadyWait } from '../host/daemon.js';
 import type { StreamNetdev } from '../host/qemu-vm.js';
@@ -43,6 +42,7 @@ import {
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import type { FalconPaths } from './paths.js';
+import type { RunContext } from './context.js';
 
 /** How long a started switch may take to answer on its control socket (tsx start-up under load). */
 const READY_TIMEOUT_MS = 30_000;
@@ -101,13 +101,6 @@ export async function switchProgramProblems(spec: TopologySpec): Promise<Topolog
   return problems;
 }
 
-export interface SwitchContext {
-  paths: FalconPaths;
-  proc: ProcessRunner;
-  log: Logger;
-  signal?: AbortSignal;
-}
-
 /** Pids of the switch processes of `npus`, found by their config file argument. */
 export async function switchPids(paths: FalconPaths, npus: readonly string[]): Promise<Map<string, number[]>> {
   const byConfig = await findProcessesWithArgs(npus.map((n) => paths.npuFiles(n).config));
@@ -133,7 +126,7 @@ async function answers(control: string, signal?: AbortSignal): Promise<boolean> 
  * Start the switch of `plan` unless it runs with the same config (a running switch whose
  * topology changed is restarted); resolves once its control socket answers.
  */
-export async function ensureSwitch(plan: NpuPlan, c: SwitchContext): Promise<{ pid: number; started: boolean }> {
+export async function ensureSwitch(plan: NpuPlan, c: RunContext): Promise<{ pid: number; started: boolean }> {
   const files = c.paths.npuFiles(plan.npu);
   const control = c.paths.npuSockets(plan.npu).control;
   await fs.mkdir(c.paths.socketDir, { recursive: true, mode: 0o700 });
@@ -160,7 +153,7 @@ export async function ensureSwitch(plan: NpuPlan, c: SwitchContext): Promise<{ p
 }
 
 /** How a switch is awaited: ready once its control socket answers. */
-function switchWait(npu: string, control: string, log: string, c: SwitchContext): Omit<ReadyWait, 'pid'> {
+function switchWait(npu: string, control: string, log: string, c: RunContext): Omit<ReadyWait, 'pid'> {
   return {
     what: `the switch of node "${npu}"`,
     logFile: log,

@@ -13,6 +13,7 @@ import { waitForExit } from '../../src/host/procs.js';
 import { FalconPaths } from '../../src/runner/paths.js';
 import { NpuControl, ensureSwitch, stopSwitches, switchPids } from '../../src/runner/switches.js';
 import { memoryLogger } from '../../src/util/log.js';
+import { ImageStore } from '../../src/images/store.js';
 import { parseBytes } from '../../src/cli/npu-commands.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-swlife-'));
@@ -26,7 +27,9 @@ describe('switch lifecycle', () => {
     t.softnpuLink(s, t.node('g2', 'tiny', 1, gb(1)));
     const plan = npuPlans(t.toSpec())[0]!;
     const paths = new FalconPaths(path.join(dir, '.falcon'));
-    const c = { paths, proc: createProcessRunner(), log: memoryLogger() };
+    const proc = createProcessRunner();
+    const log = memoryLogger();
+    const c = { paths, proc, log, env: process.env, store: new ImageStore({ root: path.join(dir, 'images'), runner: proc, log }) };
     try {
       const first = await ensureSwitch(plan, c);
       expect(first.started).toBe(true);
