@@ -2,7 +2,7 @@
  * The topology program as a CLI, run as a user would: launch, exec exit statuses, info --json,
  * serial through a real pseudo-terminal (tmux), a damaged topology.json, destroy.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,12 @@ const env = { ...process.env, FALCON_TEST_TOPO: 'clitest', FALCON_LOG: 'warn' };
 /** Run the topology program; its exit code and output. */
 function topo(...args: string[]) {
   return topoWithInput(undefined, ...args);
+}
+
+/** Run the topology program as a user types it, through npx tsx, with no --falcon-dir put in front. */
+function npxTopo(...args: string[]) {
+  const r = spawnSync('npx', ['tsx', fixture, ...args], { cwd: repo, env, encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function topoWithInput(input: string | undefined, ...args: string[]) {
@@ -73,6 +79,41 @@ describe('topology CLI end to end', () => {
     // Standard input goes to the guest only with -i.
     expect(topoWithInput('piped text\n', 'exec', '-i', 'n0', 'tr a-z A-Z').stdout).toBe('PIPED TEXT\n');
     expect(topoWithInput('ignored\n', 'exec', 'n0', 'cat').stdout).toBe('');
+  });
+
+  it('exec takes Falcon\'s options after the guest command, as the original does, and leaves the guest its own', () => {
+    // Without the trailing --falcon-dir the state would be looked for beside the fixture, where there is none.
+    expect(npxTopo('exec', 'n0', 'nproc', '--falcon-dir', falconDir)).toMatchObject({ code: 0, stdout: '1\n' });
+    // After "--" every word is the guest's. The words reach the guest's /bin/sh joined with spaces, so the script carries its quotes.
+    expect(npxTopo('exec', '--falcon-dir', falconDir, 'n0', '--', 'sh', '-c', `'echo "$@"'`, 'x', '--falcon-dir', 'y')).toMatchObject({ code: 0, stdout: '--falcon-dir y\n' });
+    expect(npxTopo('exec', 'n0', 'echo', 'in', 'time', '-t', '5', '--falcon-dir', falconDir)).toMatchObject({ code: 0, stdout: 'in time\n' });
+    const slow = npxTopo('exec', 'n0', 'sleep', '30', '-t', '1', '--falcon-dir', falconDir);
+    expect(slow.code).toBe(1);
+    expect(slow.stderr).toMatch(/^error: Command timed out after 1000 ms/);
+    expect(npxTopo('exec', 'n0', 'ls', '-l', '/', '--falcon-dir', falconDir).stdout).toMatch(/^d[rwx-]{9}.* proc$/m);
+  });
+
+  it('the generic falcon CLI takes --falcon-dir after the guest command too', () => {
+    const r = spawnSync(process.execPath, [path.join(repo, 'bin/falcon.js'), 'exec', 'n0', 'nproc', '--falcon-dir', falconDir], { cwd: repo, env, encoding: 'utf8', timeout: 240_000 });
+    expect({ code: r.status, stdout: r.stdout, stderr: r.stderr }).toMatchObject({ code: 0, stdout: '1\n', stderr: '' });
+  });
+
+  it('exec --dump shows the guest\'s output as it arrives and exits with its status', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, 'exec', 'n0', 'echo early; sleep 4; echo late >&2; exit 3', '--dump', '--falcon-dir', falconDir], { cwd: repo, env });
+    const t0 = Date.now();
+    let stdout = '';
+    let stderr = '';
+    let earlyAt = 0;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (!earlyAt && stdout.includes('early')) earlyAt = Date.now() - t0;
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const endAt = Date.now() - t0;
+    expect({ code, stdout, stderr }).toEqual({ code: 3, stdout: 'early\n', stderr: 'late\n' });
+    // The guest sleeps 4 s between its two lines: the first was shown before that.
+    expect(endAt - earlyAt, `early at ${earlyAt} ms, exit at ${endAt} ms`).toBeGreaterThan(3000);
   });
 
   it('info --json shows the running node', () => {

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageCommand } from '../../src/cli/image-commands.js';
+import { imageCommandOn } from '../../src/cli/commands/image.js';
 import { createProcessRunner } from '../../src/host/process.js';
 import { ImageStore } from '../../src/images/store.js';
 import type { Recipe } from '../../src/images/types.js';
@@ -46,7 +46,7 @@ async function falcon(...args: string[]): Promise<string> {
 async function falconOn(on: ImageStore, ...args: string[]): Promise<string> {
   let out = '';
   const program = new Command('falcon');
-  program.addCommand(imageCommand(() => ({ store: on, log, out: (s) => void (out += s) })));
+  program.addCommand(imageCommandOn(() => ({ store: on, log, out: (s) => void (out += s) })));
   // Throw instead of exiting, quietly, on every level (addCommand doesn't pass these settings down).
   const quiet = (c: Command): void => {
     c.exitOverride().configureOutput({ writeErr: () => {} });

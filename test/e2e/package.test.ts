@@ -29,10 +29,11 @@ t.node('n0', 'tiny', 1, mb(256));
 await run(t);
 `;
 
-/** Launch, exec and destroy one topology program; nothing of it may be left. */
-function roundTrip(run: string[], cwd: string, name: string, node: string) {
+/** Launch, exec (and `more`, while it runs) and destroy one topology program; nothing of it may be left. */
+function roundTrip(run: string[], cwd: string, name: string, node: string, more?: (topo: (...args: string[]) => string) => void) {
   sh(cwd, run[0]!, [...run.slice(1), 'launch']);
   expect(sh(cwd, run[0]!, [...run.slice(1), 'exec', node, 'echo from $(uname -s)'])).toBe('from Linux\n');
+  more?.((...args) => sh(cwd, run[0]!, [...run.slice(1), ...args]));
   sh(cwd, run[0]!, [...run.slice(1), 'destroy']);
   expect(leftovers(new Runner(name, { falconDir: path.join(cwd, '.falcon'), persistent: true }))).toEqual([]);
 }
@@ -73,11 +74,19 @@ describe('the packed package, installed outside the repository', () => {
     roundTrip(['npx', 'tsx', 'topo.ts'], dir, 'pkgts', 'n0');
   });
 
-  it('an .mjs topology runs with plain node: launch, exec, destroy', () => {
+  it('an .mjs topology runs with plain node: launch, exec with Falcon\'s options before and after the command, destroy', () => {
     const dir = path.join(project, 'mjs');
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'topo.mjs'), topology('pkgmjs'));
-    roundTrip([process.execPath, 'topo.mjs'], dir, 'pkgmjs', 'n0');
+    const state = path.join(dir, '.falcon');
+    roundTrip([process.execPath, 'topo.mjs'], dir, 'pkgmjs', 'n0', (topo) => {
+      // Given to the guest, --falcon-dir would make nproc fail.
+      expect(topo('exec', 'n0', 'nproc', '--falcon-dir', state)).toBe('1\n');
+      expect(topo('exec', '-f', state, 'n0', 'ls', '-d', '/', '-t', '30')).toBe('/\n');
+      expect(topo('exec', 'n0', '--', 'echo', '-v', '--dump')).toBe('-v --dump\n');
+      const elsewhere = spawnSync(process.execPath, ['topo.mjs', 'exec', 'n0', 'nproc', '--falcon-dir', '/nonexistent'], { cwd: dir, env, encoding: 'utf8' });
+      expect(elsewhere.stderr).toContain('has not been launched (no state in /nonexistent)');
+    });
   });
 
   it('falcon init makes a project that type-checks and runs its duo', () => {

@@ -29,7 +29,7 @@ import {
 import { networkActions, planNetwork, wireCommand, type PlannedTap } from '../../src/host/net.js';
 import { netemReason, type KernelFeatures } from '../../src/host/net-kernel.js';
 import { impairmentLabels } from '../../src/graph/model.js';
-import { impairmentFromOptions } from '../../src/cli/impair-command.js';
+import { impairmentFromOptions } from '../../src/cli/commands/impair.js';
 import { formatImpairments } from '../../src/cli/format.js';
 import type { LinkInfo } from '../../src/runner/runner.js';
 

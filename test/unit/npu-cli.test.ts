@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runner, mb, runCli } from '../../src/index.js';
 import { silentLogger } from '../../src/util/log.js';
-import { formatFrame } from '../../src/cli/npu-commands.js';
+import { formatFrame } from '../../src/cli/commands/npu.js';
 import { encapsulate } from '../../src/switch/index.js';
 import { arpRequest } from './switch-frames.js';
 

@@ -14,7 +14,7 @@ import { FalconPaths } from '../../src/runner/paths.js';
 import { NpuControl, ensureSwitch, stopSwitches, switchPids } from '../../src/runner/switches.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { ImageStore } from '../../src/images/store.js';
-import { parseBytes } from '../../src/cli/npu-commands.js';
+import { parseBytes } from '../../src/cli/commands/npu.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-swlife-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

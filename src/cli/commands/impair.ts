@@ -3,15 +3,10 @@
  * and `$topo impair [TARGET] --show [--json]`: see docs/networking.md#impairment.
  */
 import { Command } from 'commander';
-import type { Runner } from '../runner/runner.js';
-import { FalconError } from '../util/errors.js';
-import { parseDuration, parsePercent, parseRate, type Impairment } from '../model/impair.js';
-import { formatImpairments } from './format.js';
-
-export interface ImpairCommandContext {
-  runner: Runner;
-  stdout: (s: string | Buffer) => void;
-}
+import { FalconError } from '../../util/errors.js';
+import { parseDuration, parsePercent, parseRate, type Impairment } from '../../model/impair.js';
+import type { CommandContext } from '../context.js';
+import { formatImpairments } from '../format.js';
 
 interface ImpairOpts {
   delay?: number;
@@ -41,8 +36,8 @@ export function impairmentFromOptions(o: ImpairOpts): Impairment | undefined {
   return Object.keys(imp).length ? imp : undefined;
 }
 
-/** The `impair` command; `ctx` is called when it runs. */
-export function impairCommand(ctx: () => ImpairCommandContext): Command {
+/** The `impair` command. */
+export function impairCommand(ctx: CommandContext): Command {
   return new Command('impair')
     .description('make a link or an endpoint bad on purpose while the topology runs (netem, or a userspace helper where the kernel has none)')
     .argument('[target]', 'a link (nodeA--nodeB, node:i--node:j, links[N]: both directions) or an endpoint (node:index or its altname: the frames it sends)')
@@ -57,7 +52,7 @@ export function impairCommand(ctx: () => ImpairCommandContext): Command {
     .option('--show', 'show the impairment of every link (or of TARGET), how it is applied, and the counters')
     .option('--json', 'with --show: print JSON')
     .action(async (target: string | undefined, o: ImpairOpts) => {
-      const { runner, stdout } = ctx();
+      const runner = ctx.runner();
       const imp = impairmentFromOptions(o);
       if (o.clear && imp) throw bad('impair: give either values (--delay, --loss, ...) or --clear, not both');
       if (o.show && (imp || o.clear)) throw bad('impair: --show only shows; drop the values and --clear, or drop --show');
@@ -65,10 +60,10 @@ export function impairCommand(ctx: () => ImpairCommandContext): Command {
       if (!target && (imp || o.clear)) throw bad('impair: name a link (nodeA--nodeB) or an endpoint (node:index) to change; impair --show lists them');
       if (imp || o.clear) {
         const s = imp ? await runner.impair(target!, imp) : await runner.clearImpairment(target!);
-        stdout(formatImpairments([s]) + '\n');
+        ctx.print(formatImpairments([s]));
         return;
       }
       const list = await runner.impairments(target);
-      stdout(o.json ? JSON.stringify(list, null, 2) + '\n' : formatImpairments(list) + '\n');
+      ctx.print(o.json ? JSON.stringify(list, null, 2) : formatImpairments(list));
     });
 }

@@ -4,11 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
-import { formatBytes, type ImageStore, type ImportOptions, type StoredImage, type StoreProgress } from '../images/store.js';
-import type { ExecMethod } from '../images/types.js';
-import type { Logger } from '../util/log.js';
+import { formatBytes, type ImageStore, type ImportOptions, type StoredImage, type StoreProgress } from '../../images/store.js';
+import type { ExecMethod } from '../../images/types.js';
+import type { Logger } from '../../util/log.js';
+import type { CommandContext } from '../context.js';
 
-export interface ImageCommandContext {
+/** What the image subcommands work on: an image store, not a topology. */
+export interface ImageStoreTarget {
   store: ImageStore;
   log: Logger;
   signal?: AbortSignal;
@@ -18,11 +20,26 @@ export interface ImageCommandContext {
   progressStream?: NodeJS.WriteStream;
 }
 
-/** The `image` command with its subcommands; `ctx` is called when a subcommand runs. */
-export function imageCommand(ctx: () => ImageCommandContext): Command {
-  const cmd = new Command('image').description('manage base images (the image store)');
-  const out = (c: ImageCommandContext, s: string) => (c.out ?? ((t: string) => void process.stdout.write(t)))(s);
+type Target = () => ImageStoreTarget;
 
+/** The `image` command with its subcommands, on the image store of the command's runner. */
+export function imageCommand(ctx: CommandContext): Command {
+  return imageCommandOn(() => {
+    const r = ctx.runner();
+    return { store: r.store, log: r.log, out: (s) => ctx.stdout(s) };
+  });
+}
+
+/** The `image` command on an image store alone (tests); `target` is called when a subcommand runs. */
+export function imageCommandOn(target: Target): Command {
+  const cmd = new Command('image').description('manage base images (the image store)');
+  for (const add of [listCommand, inspectCommand, buildCommand, rmCommand, importCommand, pullCommand]) add(cmd, target);
+  return cmd;
+}
+
+const out = (c: ImageStoreTarget, s: string) => (c.out ?? ((t: string) => void process.stdout.write(t)))(s);
+
+function listCommand(cmd: Command, ctx: Target): void {
   cmd
     .command('list')
     .alias('ls')
@@ -51,7 +68,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       ]);
       out(c, table(['NAME', 'SIZE', 'VIRTUAL', 'BOOT', 'FROM', 'CREATED'], rows));
     });
+}
 
+function inspectCommand(cmd: Command, ctx: Target): void {
   cmd
     .command('inspect')
     .description('show everything about an image, including the topologies using it')
@@ -91,7 +110,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       const w = Math.max(...lines.map(([k]) => k.length));
       out(c, lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
     });
+}
 
+function buildCommand(cmd: Command, ctx: Target): void {
   cmd
     .command('build')
     .description('build a built-in image from its recipe')
@@ -106,7 +127,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       const img = await c.store.build(name, { name: opts.as, packages, force: opts.force, signal: c.signal });
       out(c, `${img.name}: ${img.disk}\n`);
     });
+}
 
+function rmCommand(cmd: Command, ctx: Target): void {
   cmd
     .command('rm')
     .alias('remove')
@@ -118,7 +141,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       await c.store.remove(name, { force: opts.force, signal: c.signal });
       out(c, `removed image '${name}'\n`);
     });
+}
 
+function importCommand(cmd: Command, ctx: Target): void {
   addBootOptions(
     cmd
       .command('import')
@@ -136,7 +161,9 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       progress.stop();
     }
   });
+}
 
+function pullCommand(cmd: Command, ctx: Target): void {
   addBootOptions(
     cmd
       .command('pull')
@@ -155,8 +182,6 @@ export function imageCommand(ctx: () => ImageCommandContext): Command {
       progress.stop();
     }
   });
-
-  return cmd;
 }
 
 interface BootFlags {
@@ -197,7 +222,7 @@ function importOptions(f: BootFlags): ImportOptions {
 }
 
 /** A bar on a terminal, a line every few seconds otherwise. */
-function progressReporter(c: ImageCommandContext): { update: (p: StoreProgress) => void; stop: () => void } {
+function progressReporter(c: ImageStoreTarget): { update: (p: StoreProgress) => void; stop: () => void } {
   const stream = c.progressStream ?? process.stderr;
   let bar: SingleBar | undefined;
   let barPhase: StoreProgress['phase'] | undefined;

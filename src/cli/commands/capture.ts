@@ -4,13 +4,8 @@
  * file is complete and every tcpdump has exited when the command returns.
  */
 import { Command } from 'commander';
-import type { Runner } from '../runner/runner.js';
-import { FalconError } from '../util/errors.js';
-
-export interface CaptureCommandContext {
-  runner: Runner;
-  stdout: (s: string | Buffer) => void;
-}
+import { FalconError } from '../../util/errors.js';
+import type { CommandContext } from '../context.js';
 
 interface CaptureOpts {
   write?: string;
@@ -33,8 +28,11 @@ function seconds(v: string): number {
   return n;
 }
 
-/** The `capture` command; `ctx` is called when it runs. */
-export function captureCommand(ctx: () => CaptureCommandContext): Command {
+/**
+ * The `capture` command. Its options go anywhere, also after the filter words: tcpdump filter
+ * words never begin with "-", so none of them is taken for an option.
+ */
+export function captureCommand(ctx: CommandContext): Command {
   return new Command('capture')
     .description('capture the frames of a NIC (node:index or its altname) with tcpdump or its switch; ctrl-c ends it')
     .argument('[endpoint]', 'node:index (the node\'s index-th NIC) or an altname from info')
@@ -44,7 +42,7 @@ export function captureCommand(ctx: () => CaptureCommandContext): Command {
     .option('--count <n>', 'stop after this many frames', count)
     .option('--duration <seconds>', 'stop after this many seconds', seconds)
     .action(async (endpoint: string | undefined, filter: string[], o: CaptureOpts) => {
-      const c = ctx();
+      const runner = ctx.runner();
       if (o.all) {
         if (!o.write || o.write === '-') throw bad('capture --all writes a pcapng file: give -w FILE.pcapng');
         // With --all the first word is a filter word, not an endpoint.
@@ -66,8 +64,8 @@ export function captureCommand(ctx: () => CaptureCommandContext): Command {
         onReady: () => process.stderr.write(`capturing; ctrl-c ends it\n`),
       };
       try {
-        const output = toStdout ? (b: Buffer) => c.stdout(b) : o.write;
-        const r = o.all ? await c.runner.captureAll({ ...common, output: output! }) : await c.runner.capture(endpoint!, { ...common, output, onLine: (l) => c.stdout(`${l}\n`) });
+        const output = toStdout ? (b: Buffer) => ctx.stdout(b) : o.write;
+        const r = o.all ? await runner.captureAll({ ...common, output: output! }) : await runner.capture(endpoint!, { ...common, output, onLine: (l) => ctx.stdout(`${l}\n`) });
         process.stderr.write(`${r.frames} frame${r.frames === 1 ? '' : 's'} captured${o.write && !toStdout ? ` to ${o.write}` : ''}\n`);
       } finally {
         process.off('SIGINT', onSig);

@@ -15,16 +15,11 @@
  */
 import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import type { Runner } from '../runner/runner.js';
-import type { NpuControl } from '../runner/switches.js';
-import { FalconError } from '../util/errors.js';
-import { describeEntry, pcapHeader, pcapRecord, readSidecarHeader, type CapturedFrame, type SwitchStats, type TableDump } from '../switch/index.js';
-import { table } from './format.js';
-
-export interface NpuCommandContext {
-  runner: Runner;
-  stdout: (s: string | Buffer) => void;
-}
+import type { NpuControl } from '../../runner/switches.js';
+import { FalconError } from '../../util/errors.js';
+import { describeEntry, pcapHeader, pcapRecord, readSidecarHeader, type CapturedFrame, type SwitchStats, type TableDump } from '../../switch/index.js';
+import type { CommandContext } from '../context.js';
+import { table } from '../format.js';
 
 interface NpuOpts {
   json?: boolean;
@@ -35,7 +30,7 @@ interface NpuOpts {
   timeout?: number;
 }
 
-type Action = (npu: NpuControl, args: string[], o: NpuOpts, c: NpuCommandContext) => Promise<void>;
+type Action = (npu: NpuControl, args: string[], o: NpuOpts, c: CommandContext) => Promise<void>;
 
 const bad = (msg: string) => new FalconError('INVALID_ARGUMENT', msg);
 
@@ -62,7 +57,6 @@ function need(args: string[], n: number, usage: string): string[] {
   return args;
 }
 
-const print = (c: NpuCommandContext, s: string) => c.stdout(s.endsWith('\n') ? s : `${s}\n`);
 
 export function formatDump(dump: TableDump): string {
   const out: string[] = [];
@@ -104,7 +98,7 @@ export function formatFrame(f: CapturedFrame): string {
   return `${new Date(f.time * 1000).toISOString()} port ${f.port} ${f.dir} ${b.length} B ${what} ${f.hex}`;
 }
 
-async function capture(npu: NpuControl, o: NpuOpts, c: NpuCommandContext): Promise<void> {
+async function capture(npu: NpuControl, o: NpuOpts, c: CommandContext): Promise<void> {
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once('SIGINT', onSig);
@@ -116,7 +110,7 @@ async function capture(npu: NpuControl, o: NpuOpts, c: NpuCommandContext): Promi
   try {
     for await (const f of npu.capture(o.port?.length ? o.port : undefined, { signal: ac.signal })) {
       if (o.write) pcap(pcapRecord(f));
-      else print(c, o.json ? JSON.stringify(f) : formatFrame(f));
+      else c.print(o.json ? JSON.stringify(f) : formatFrame(f));
       if (o.count !== undefined && ++n >= o.count) break;
     }
   } finally {
@@ -127,19 +121,19 @@ async function capture(npu: NpuControl, o: NpuOpts, c: NpuCommandContext): Promi
 }
 
 const ACTIONS: Record<string, { usage: string; run: Action }> = {
-  radix: { usage: 'radix', run: async (n, _a, _o, c) => print(c, String(await n.radix())) },
+  radix: { usage: 'radix', run: async (n, _a, _o, c) => c.print(String(await n.radix())) },
   dump: {
     usage: 'dump [--json]',
     run: async (n, _a, o, c) => {
       const d = await n.dump();
-      print(c, o.json ? JSON.stringify(d, null, 2) : formatDump(d));
+      c.print(o.json ? JSON.stringify(d, null, 2) : formatDump(d));
     },
   },
   stats: {
     usage: 'stats [--json]',
     run: async (n, _a, o, c) => {
       const s = await n.stats();
-      print(c, o.json ? JSON.stringify(s, null, 2) : formatStats(s));
+      c.print(o.json ? JSON.stringify(s, null, 2) : formatStats(s));
     },
   },
   clear: { usage: 'clear', run: (n) => n.clear() },
@@ -192,8 +186,8 @@ function route(n: NpuControl, a: string[], name: string): Promise<void> {
   return v6 ? n.addRoute6(dest!, int(port, 'PORT'), nexthop!, vlan ? int(vlan, 'VLAN') : 0) : n.addRoute4(dest!, int(port, 'PORT'), nexthop!, vlan ? int(vlan, 'VLAN') : 0);
 }
 
-/** The `npu` command; `ctx` is called when it runs. */
-export function npuCommand(ctx: () => NpuCommandContext): Command {
+/** The `npu` command. */
+export function npuCommand(ctx: CommandContext): Command {
   return new Command('npu')
     .description("the SoftNPU switch of an npu node: tables, stats, capture and inject (see docs/softnpu.md)")
     .argument('<node>', 'the npu node')
@@ -209,7 +203,6 @@ export function npuCommand(ctx: () => NpuCommandContext): Command {
     .action(async (node: string, action: string, args: string[], o: NpuOpts) => {
       const a = ACTIONS[action];
       if (!a) throw bad(`npu: unknown action "${action}"; use one of: ${Object.keys(ACTIONS).join(', ')}`);
-      const c = ctx();
-      await a.run(await c.runner.npuOf(node), args, o, c);
+      await a.run(await ctx.runner().npuOf(node), args, o, ctx);
     });
 }

@@ -6,14 +6,9 @@ import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import type { Runner } from '../runner/runner.js';
-import { FalconError } from '../util/errors.js';
-import { startWebServer } from '../web/index.js';
-
-export interface WebCommandContext {
-  runner: Runner;
-  stdout: (s: string | Buffer) => void;
-}
+import { FalconError } from '../../util/errors.js';
+import { startWebServer } from '../../web/index.js';
+import type { CommandContext } from '../context.js';
 
 function port(v: string): number {
   const n = Number(v);
@@ -30,15 +25,15 @@ async function findXdgOpen(): Promise<string | undefined> {
   return undefined;
 }
 
-export function webCommand(ctx: () => WebCommandContext): Command {
+export function webCommand(ctx: CommandContext): Command {
   return new Command('web')
     .description('serve a web page of the running topology on 127.0.0.1 (live graph, consoles, exec, hyperstop/hyperstart, captures); ctrl-c ends it')
     .option('-p, --port <n>', 'the port (default 0: any free port)', port, 0)
     .option('--open', 'open the page in the desktop browser (xdg-open)')
     .action(async (o: { port: number; open?: boolean }) => {
-      const { runner, stdout } = ctx();
+      const runner = ctx.runner();
       const web = await startWebServer(runner, { port: o.port, log: runner.log });
-      stdout(`web view of topology "${runner.name}": ${web.url}\nctrl-c stops it\n`);
+      ctx.stdout(`web view of topology "${runner.name}": ${web.url}\nctrl-c stops it\n`);
       if (o.open) {
         const xdg = await findXdgOpen();
         if (xdg) spawn(xdg, [web.url], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
