@@ -3,6 +3,7 @@
  * generic `falcon` CLI. Each command is in ./commands/; this file assembles them and runs one.
  * Library code throws; only this layer prints errors and sets the exit code.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { FalconError } from '../util/errors.js';
 import { Runner } from '../runner/runner.js';
@@ -44,20 +45,51 @@ export interface CliIo {
 }
 
 /**
- * Turn a topology program into its CLI: parse `process.argv`, run the subcommand, print errors
- * on stderr and exit non-zero on failure.
+ * What a CLI run did, as upstream's `RunMode`: `'launch'` or `'destroy'` when that command ran
+ * and succeeded, `'unspec'` for any other command or a failure (the exit code says which).
  */
-export async function run(runner: Runner): Promise<void> {
+export type RunMode = 'launch' | 'destroy' | 'unspec';
+
+/**
+ * Turn a topology program into its CLI: parse `process.argv`, run the subcommand, print errors
+ * on stderr and set a non-zero exit code on failure. Resolves with what ran, so a program can go
+ * on after a launch (upstream's `RunMode`):
+ *
+ * ```ts
+ * if ((await run(d)) === 'launch') await d.succeed(violin, 'ping -c1 10.0.0.2');
+ * ```
+ */
+export async function run(runner: Runner): Promise<RunMode> {
   return runWithExtra(runner, []);
 }
 
 /** `run` with user-defined subcommands. */
-export async function runWithExtra(runner: Runner, extra: ExtraCommand[]): Promise<void> {
-  process.exitCode = await runCli(runner, extra);
+export async function runWithExtra(runner: Runner, extra: ExtraCommand[]): Promise<RunMode> {
+  const r = await runCliMode(runner, extra);
+  process.exitCode = r.code;
+  return r.mode;
 }
 
 /** Parse and run; returns the exit code instead of exiting (testable). */
 export async function runCli(runner: Runner | undefined, extra: ExtraCommand[] = [], io: CliIo = {}): Promise<number> {
+  return (await runCliMode(runner, extra, io)).code;
+}
+
+/** The top-level subcommand of a (possibly nested) command. */
+function topLevel(c: Command): string {
+  let x = c;
+  while (x.parent?.parent) x = x.parent;
+  return x.name();
+}
+
+/** Parse and run; the exit code and what ran. */
+export async function runCliMode(runner: Runner | undefined, extra: ExtraCommand[] = [], io: CliIo = {}): Promise<{ code: number; mode: RunMode }> {
+  const r = await runParsed(runner, extra, io);
+  const mode: RunMode = r.code === 0 && (r.ran === 'launch' || r.ran === 'destroy') ? r.ran : 'unspec';
+  return { code: r.code, mode };
+}
+
+async function runParsed(runner: Runner | undefined, extra: ExtraCommand[], io: CliIo): Promise<{ code: number; ran?: string }> {
   const stdout = io.stdout ?? ((s: string | Buffer) => void process.stdout.write(s));
   const stderr = io.stderr ?? ((s: string) => void process.stderr.write(s));
   let exitCode = 0;
@@ -72,19 +104,21 @@ export async function runCli(runner: Runner | undefined, extra: ExtraCommand[] =
     setExit: (c) => (exitCode = c),
   };
   const program = buildProgram(runner, extra, ctx);
+  let ran: string | undefined;
   program.hook('preAction', (_root, action) => {
     g = globalsOf(action);
+    ran = topLevel(action);
   });
   configureTree(program, { writeOut: (s) => stdout(s), writeErr: (s) => stderr(s) });
   const argv = io.argv ?? process.argv.slice(2);
   try {
     await program.parseAsync(applyTrailingRule(program, expandAbbreviations(program, argv)), { from: 'user' });
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    if (e instanceof CommanderError) return { code: e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2 };
     stderr(`error: ${(e as Error)?.message ?? String(e)}\n`);
-    return 1;
+    return { code: 1, ran };
   }
-  return exitCode;
+  return { code: exitCode, ran };
 }
 
 /**
@@ -129,10 +163,20 @@ export function expandAbbreviations(program: Command, argv: string[]): string[] 
   return out;
 }
 
+/** This package's version: package.json is two folders up from src/cli and from dist/cli alike. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** The commands of the topology program's CLI (`runner` given) or of the generic `falcon` CLI. */
 function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: CommandContext): Command {
   const program = addGlobalOptions(new Command(runner ? runner.name : 'falcon'), ctx.generic)
     .description(runner ? `manage the Falcon topology "${runner.name}"` : 'Falcon: network topologies of virtual machines as code')
+    .version(packageVersion(), '-V, --version', "print Falcon's version")
     .enablePositionalOptions();
   // launch and netcreate need the program's topology; setup and init are the host's and a project's.
   const commands = [

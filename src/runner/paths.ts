@@ -7,6 +7,9 @@ const SOCKET_PATH_MAX = 100;
 /** The longest suffix after a node name (32 characters at most): a sidemux's control socket. */
 const LONGEST_SOCKET_SUFFIX = '.sidemux.npuctl';
 
+/** The falcon dir's name, as upstream's `DEFAULT_FALCON_DIR`; Falcon puts it beside the topology program unless told otherwise. */
+export const DEFAULT_FALCON_DIR = '.falcon';
+
 /** Where a topology keeps its state: `.falcon/` beside the program, or wherever the user says. */
 export class FalconPaths {
   readonly dir: string;

@@ -29,7 +29,7 @@ import { topologyInfo, type TopologyInfo } from './inspect.js';
 import { launchTopology } from './launch.js';
 import { ensureFalconDir, topologyLock, type TopologyLock } from './lock.js';
 import { launchedNode, type LaunchedNode } from './node-state.js';
-import { FalconPaths } from './paths.js';
+import { DEFAULT_FALCON_DIR, FalconPaths } from './paths.js';
 import { hyperstartNodes, hyperstopNodes, rebootNode } from './power.js';
 import { PreflightError, hostChecks, topologyProblems, type HostCheck } from './preflight.js';
 import { readSavedSpec, requireSavedSpec, saveSpec } from './saved-topology.js';
@@ -71,9 +71,9 @@ export type ExecDumpOptions = ExecTextOptions & {
   to?: DumpTarget;
 };
 
-const DEFAULT_FALCON_DIR = () => {
+const defaultFalconDir = () => {
   const main = process.argv[1];
-  return main ? path.join(path.dirname(path.resolve(main)), '.falcon') : path.resolve('.falcon');
+  return main ? path.join(path.dirname(path.resolve(main)), DEFAULT_FALCON_DIR) : path.resolve(DEFAULT_FALCON_DIR);
 };
 
 const STD_DUMP: DumpTarget = { stdout: (b) => void process.stdout.write(b), stderr: (b) => void process.stderr.write(b) };
@@ -102,7 +102,7 @@ export class Runner extends Topology implements AsyncDisposable {
     this.log = options.logger ?? consoleLogger();
     this.proc = options.processRunner ?? createProcessRunner(this.log);
     this.store = new ImageStore({ root: options.imageDir, runner: this.proc, log: this.log, env });
-    this.ctx = { paths: new FalconPaths(options.falconDir ?? DEFAULT_FALCON_DIR()), proc: this.proc, log: this.log, env, store: this.store };
+    this.ctx = { paths: new FalconPaths(options.falconDir ?? defaultFalconDir()), proc: this.proc, log: this.log, env, store: this.store };
     this.persistent = options.persistent ?? false;
     this.fromSaved = options.fromSaved ?? false;
     this.bootTimeoutMs = options.bootTimeoutMs;
@@ -119,7 +119,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * topology is found through its falcon dir.
    */
   setFalconDir(dir?: string): void {
-    const next = new FalconPaths(dir ?? DEFAULT_FALCON_DIR());
+    const next = new FalconPaths(dir ?? defaultFalconDir());
     if (next.dir === this.ctx.paths.dir) return;
     this.log.log({ kind: 'step', level: 'debug', msg: `falcon dir set to ${next.dir}` });
     this.ctx = { ...this.ctx, paths: next };

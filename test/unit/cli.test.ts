@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runner, gb, runCli, type ExtraCommand } from '../../src/index.js';
 import { silentLogger } from '../../src/util/log.js';
-import { parseSeconds } from '../../src/cli/program.js';
+import { parseSeconds, runCliMode } from '../../src/cli/program.js';
 import { joinSplit, optionLength, specOf, splitWords, trailingRunStart, type WordsSpec } from '../../src/cli/argv.js';
 import { execCommand } from '../../src/cli/commands/exec.js';
 import type { CommandContext } from '../../src/cli/context.js';
@@ -320,5 +320,24 @@ describe('the trailing-run rule through the CLI', () => {
     expect(r.err).toMatch(/^error: missing required argument 'command'/);
     expect((await cli(duo(), ['npu'])).code).toBe(2);
     expect((await cli(duo(), ['exec', '--help'])).out).toMatch(/^Usage: duo exec \[options\] <node> <command\.\.\.>/);
+  });
+});
+
+describe("upstream's RunMode and --version", () => {
+  it("resolves 'destroy' after a destroy that succeeded, 'unspec' after info and after a failure", async () => {
+    const d = duo();
+    const quiet = { stdout: () => {}, stderr: () => {} };
+    expect(await runCliMode(d, [], { argv: ['destroy'], ...quiet })).toEqual({ code: 0, mode: 'destroy' });
+    expect(await runCliMode(d, [], { argv: ['info', '--json'], ...quiet })).toEqual({ code: 0, mode: 'unspec' });
+    expect(await runCliMode(d, [], { argv: ['exec', 'violin', 'true'], ...quiet })).toEqual({ code: 1, mode: 'unspec' });
+  });
+
+  it('prints the package version for -V and --version', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    for (const flag of ['-V', '--version']) {
+      const r = await cli(duo(), [flag]);
+      expect(r.code).toBe(0);
+      expect(r.out.trim()).toBe(version);
+    }
   });
 });
