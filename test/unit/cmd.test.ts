@@ -24,7 +24,10 @@ describe('cmd', () => {
 
   it('rejects with the message first and the ExecError as cause, and still logs finish', async () => {
     const { d, log } = fake(3);
-    const e = await cmd(d, 'violin', 'false', 'violin check').catch((x: unknown) => x as Error & { code: string; cause: unknown });
+    const e = (await cmd(d, 'violin', 'false', 'violin check').then(
+      () => undefined,
+      (x: unknown) => x,
+    )) as Error & { code: string; cause: unknown };
     expect(e.message).toMatch(/^violin check .*exit status 3/s);
     expect(e.code).toBe('EXEC_FAILED');
     expect(e.cause).toBeInstanceOf(ExecError);
