@@ -36,6 +36,8 @@ const INPUT: Record<string, string> = {
 /** What some commands must print (standard output, or standard error for serial). */
 const PRINTS: Record<string, RegExp> = {
   "npx tsx examples/duo.ts exec violin 'ip addr show eth0'": /^\d+: eth0: /,
+  // The original's form: --falcon-dir after the guest command is Falcon's, and the guest prints its CPU count.
+  'npx tsx examples/duo.ts exec violin nproc --falcon-dir examples/.falcon': /^1\n$/,
   'npx tsx examples/duo.ts serial piano': /attached to piano's console; ctrl-q leaves/,
   'npm run example -- solo exec violin cat /opt/cargo-bay/hello.txt': /^hello from the host\n$/m,
   "npx tsx topo.ts exec violin 'ip addr show eth0'": /^\d+: eth0: /,
