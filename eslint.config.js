@@ -19,6 +19,8 @@ export default tseslint.config(
         'error',
         { selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]", message: 'Throw a FalconError (src/util/errors.ts) with a code, or a subclass of it.' },
       ],
+      // A longer function says why in an eslint-disable comment (`-- reason`).
+      'max-lines-per-function': ['error', { max: 80, skipBlankLines: false, skipComments: false, IIFEs: true }],
     },
   },
   {
