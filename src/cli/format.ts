@@ -27,6 +27,10 @@ export function formatInfo(info: TopologyInfo): string {
       ]),
     ),
   );
+  const disks = info.nodes.flatMap((n) => n.disks.map((d) => [n.name, d.name, d.bus, `${d.sizeGiB} GiB`, d.serial, d.path]));
+  if (disks.length) out.push('', table(['NODE', 'DISK', 'BUS', 'SIZE', 'SERIAL', 'FILE'], disks));
+  const devices = info.nodes.flatMap((n) => n.devices.map((d) => [n.name, [d.driver, ...Object.entries(d.props).map(([k, v]) => `${k}=${String(v)}`)].join(',')]));
+  if (devices.length) out.push('', table(['NODE', 'QEMU DEVICE (passed as is)'], devices));
   if (info.links.length) {
     out.push('');
     const exists = new Map(info.interfaces.map((i) => [i.ifname, i]));

@@ -11,7 +11,7 @@ import { topologyGraph, type GraphOptions } from './model.js';
 import { GRAPH_FORMATS, dotToSvg, toDot, toJson, toMermaid, type GraphFormat } from './render.js';
 
 export { graphId, topologyGraph } from './model.js';
-export type { GraphEdge, GraphEnd, GraphNode, GraphOptions, TopologyGraph } from './model.js';
+export type { GraphDevice, GraphDisk, GraphEdge, GraphEnd, GraphNode, GraphOptions, TopologyGraph } from './model.js';
 export { GRAPH_FORMATS, dotToSvg, edgeLines, nodeLines, toDot, toJson, toMermaid } from './render.js';
 export type { GraphFormat } from './render.js';
 

@@ -4,7 +4,7 @@
  * never launched graphs too.
  */
 import { formatImpairment } from '../model/impair.js';
-import type { LinkEndInfo, LinkInfo, TopologyInfo } from '../runner/runner.js';
+import type { LinkEndInfo, LinkInfo, NodeInfo, TopologyInfo } from '../runner/runner.js';
 import type { SwitchInfo } from '../runner/switches.js';
 import { sidemuxName } from '../model/spec.js';
 
@@ -27,7 +27,28 @@ export interface GraphNode {
   radix?: number;
   /** Switches only: port 0 (the CPU port) and the data ports, with what each connects. */
   ports?: { port: number; to: string }[];
+  /** VMs with extra disks (`disk()`): each disk's name, bus, size and serial, in declaration order. */
+  disks?: GraphDisk[];
+  /** VMs with raw QEMU devices (`qemuDevice()`): driver and properties, as declared. */
+  devices?: GraphDevice[];
 }
+
+/** An extra disk of a VM, as the graph shows it. */
+export interface GraphDisk {
+  name: string;
+  bus: 'nvme' | 'virtio' | 'none';
+  sizeGiB: number;
+  serial: string;
+}
+
+/** A raw QEMU device of a VM. */
+export interface GraphDevice {
+  driver: string;
+  props: Record<string, string | number | boolean>;
+}
+
+/** What the graph reads of a node beyond what every NodeInfo has: its disks and raw devices. */
+type NodeExtras = { disks?: readonly (GraphDisk & { path?: string })[]; devices?: readonly GraphDevice[] };
 
 /** One end of an edge: a NIC of a VM (`nic`), a switch port (`port`), or a host interface. */
 export interface GraphEnd {
@@ -98,15 +119,7 @@ export function impairmentLabels(l: LinkInfo): string[] {
 /** The graph of a topology as `Runner.info()` describes it. */
 export function topologyGraph(info: TopologyInfo, o: GraphOptions = {}): TopologyGraph {
   const statusOf = new Map(info.nodes.map((n) => [n.name, n.status]));
-  const nodes: GraphNode[] = info.nodes.map((n) => ({
-    id: graphId('n', n.name),
-    kind: 'node',
-    name: n.name,
-    status: n.status,
-    image: n.image,
-    cores: n.cores,
-    memoryMiB: n.memoryMiB,
-  }));
+  const nodes: GraphNode[] = info.nodes.map(vmNode);
   for (const s of info.switches) nodes.push(switchNode(s, statusOf));
   const edges: GraphEdge[] = [];
   // The CPU port of each SoftNPU switch is a NIC of its npu node (port 0; tfports: several NICs).
@@ -133,6 +146,14 @@ export function topologyGraph(info: TopologyInfo, o: GraphOptions = {}): Topolog
     }
   });
   return { topology: info.name, nodes, edges };
+}
+
+/** A VM's graph node; disks and devices only when it has some. */
+function vmNode(n: NodeInfo & NodeExtras): GraphNode {
+  const g: GraphNode = { id: graphId('n', n.name), kind: 'node', name: n.name, status: n.status, image: n.image, cores: n.cores, memoryMiB: n.memoryMiB };
+  if (n.disks?.length) g.disks = n.disks.map((d) => ({ name: d.name, bus: d.bus, sizeGiB: d.sizeGiB, serial: d.serial }));
+  if (n.devices?.length) g.devices = n.devices.map((d) => ({ driver: d.driver, props: { ...d.props } }));
+  return g;
 }
 
 function switchNode(s: SwitchInfo, statusOf: Map<string, GraphNode['status']>): GraphNode {

@@ -10,11 +10,25 @@ import type { GraphEdge, GraphEnd, GraphNode, TopologyGraph } from './model.js';
 export type GraphFormat = 'mermaid' | 'dot' | 'svg' | 'json';
 export const GRAPH_FORMATS: readonly GraphFormat[] = ['mermaid', 'dot', 'svg', 'json'];
 
-/** The lines of a node's label: name, then what it is, then its status. */
+/**
+ * The lines of a node's label: name, then what it is, its extra disks and raw devices (one line
+ * each), then its status.
+ *
+ * ```ts
+ * nodeLines(vm); // ['sled', 'debian-12 · 2 cores · 1024 MiB', 'disk0: NVMe 10 GiB, serial sled-disk0', 'device pvpanic', 'running']
+ * ```
+ */
 export function nodeLines(n: GraphNode): string[] {
   if (n.kind === 'host') return [`host ${n.name}`];
   if (n.kind === 'switch') return [n.name, `${n.program} switch · radix ${n.radix}`, n.status];
-  return [n.name, `${n.image} · ${n.cores} core${n.cores === 1 ? '' : 's'} · ${n.memoryMiB} MiB`, n.status];
+  const disks = (n.disks ?? []).map((d) =>
+    d.bus === 'none' ? `${d.name}: ${d.sizeGiB} GiB, attached by a device` : `${d.name}: ${d.bus === 'nvme' ? 'NVMe' : 'virtio'} ${d.sizeGiB} GiB, serial ${d.serial}`,
+  );
+  const devices = (n.devices ?? []).map((d) => {
+    const props = Object.entries(d.props).map(([k, v]) => `${k}=${String(v)}`);
+    return `device ${d.driver}${props.length ? ` (${props.join(', ')})` : ''}`;
+  });
+  return [n.name, `${n.image} · ${n.cores} core${n.cores === 1 ? '' : 's'} · ${n.memoryMiB} MiB`, ...disks, ...devices, n.status];
 }
 
 /** `h1 NIC 0: tap (altname)`, `h1 NIC 2`, `s1 port 1`. */

@@ -77,10 +77,11 @@ export interface StreamNetdev {
 export function nicsFor(netdevs: readonly (NetdevInfo | StreamNetdev)[]): { nics: QemuNic[]; fdDevices: string[] } {
   const fdDevices: string[] = [];
   const nics: QemuNic[] = netdevs.map((d) => {
-    if (d.kind === 'tap') return { kind: 'tap', ifname: d.ifname, mac: d.mac };
-    if (d.kind === 'stream') return { kind: 'stream', path: d.path, mac: d.mac };
+    // The index fixes the NIC's PCI slot: a reserved index (bumpRadix) leaves its slot empty.
+    if (d.kind === 'tap') return { kind: 'tap', ifname: d.ifname, mac: d.mac, index: d.index };
+    if (d.kind === 'stream') return { kind: 'stream', path: d.path, mac: d.mac, index: d.index };
     fdDevices.push(d.tapDevice);
-    return { kind: 'fd', fd: 2 + fdDevices.length, mac: d.mac };
+    return { kind: 'fd', fd: 2 + fdDevices.length, mac: d.mac, index: d.index };
   });
   return { nics, fdDevices };
 }

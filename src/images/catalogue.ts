@@ -100,7 +100,8 @@ export class Catalogue {
       throw err;
     }
     for (const topology of topologies.sort()) {
-      const files = (await readdir(path.join(topoDir, topology))).filter((f) => f.endsWith('.qcow2')).sort();
+      // Boot disks only (`<node>.qcow2`): extra disks (`<node>.<disk>.qcow2`) are blank, never backed.
+      const files = (await readdir(path.join(topoDir, topology))).filter((f) => /^[^.]+\.qcow2$/.test(f)).sort();
       for (const f of files) {
         const disk = path.join(topoDir, topology, f);
         const backing = await this.backingFiles(disk, signal);

@@ -1,8 +1,13 @@
-/** Node disks (`<root>/topo/<topology>/<node>.qcow2`) and which falcon dir owns a topology's disks. */
+/**
+ * Node disks (`<root>/topo/<topology>/<node>.qcow2`), their extra disks
+ * (`<root>/topo/<topology>/<node>.<disk>.qcow2`, blank qcow2 files declared with `disk()`), and
+ * which falcon dir owns a topology's disks. One folder per topology, so destroy removes all.
+ */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { DiskSpec, NodeSpec } from '../model/spec.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import type { Catalogue } from './catalogue.js';
 import type { StoreContext } from './context.js';
@@ -22,6 +27,21 @@ export interface NodeDiskOptions {
   sizeGiB?: number;
   signal?: AbortSignal;
 }
+
+/** An extra disk of a node with its file: what `info` lists and what qemuArgs attaches. */
+export interface ExtraDisk extends DiskSpec {
+  path: string;
+}
+
+export interface ExtraDiskOptions {
+  topology: string;
+  node: string;
+  disk: Pick<DiskSpec, 'name' | 'sizeGiB'>;
+  signal?: AbortSignal;
+}
+
+/** Disk names (model/devices.ts) never hold a ".", so `<node>.<disk>` never is another node's file. */
+const DISK_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 
 export class NodeDisks {
   constructor(
@@ -87,6 +107,58 @@ export class NodeDisks {
       } finally {
         await rm(tmp, { force: true });
       }
+    });
+  }
+
+  extraDiskPath(topology: string, node: string, disk: string): string {
+    checkSegment(topology, 'topology name');
+    checkSegment(node, 'node name');
+    if (!DISK_NAME_RE.test(disk)) throw new ImageError('IMAGE_INVALID_NAME', `invalid disk name '${disk}' of node '${node}': use lowercase letters, digits, "_" and "-"`);
+    return path.join(this.ctx.topoDir, topology, `${node}.${disk}.qcow2`);
+  }
+
+  /** The node's extra disks in declaration order, with their paths (nothing is created). */
+  extraDisks(topology: string, node: Pick<NodeSpec, 'name' | 'disks'>): ExtraDisk[] {
+    return (node.disks ?? []).map((d) => ({ ...d, path: this.extraDiskPath(topology, node.name, d.name) }));
+  }
+
+  async createExtraDisk(o: ExtraDiskOptions): Promise<{ path: string; created: boolean }> {
+    const disk = this.extraDiskPath(o.topology, o.node, o.disk.name);
+    const { sizeGiB } = o.disk;
+    if (!Number.isInteger(sizeGiB) || sizeGiB < 1) {
+      throw new ImageError('IMAGE_BAD_OPTION', `disk '${o.disk.name}' of node '${o.node}' must be a whole number of GiB from 1, got ${sizeGiB}`);
+    }
+    await mkdir(this.ctx.topoDir, { recursive: true, mode: 0o700 });
+    await mkdir(path.dirname(disk), { recursive: true, mode: 0o700 });
+    if (await exists(disk)) {
+      await this.warnIfResized(disk, o);
+      return { path: disk, created: false };
+    }
+    const tmp = `${disk}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await this.ctx.qemuImg.create(tmp, sizeGiB * GiB, { signal: o.signal });
+      await chmod(tmp, 0o600);
+      // link() fails if the disk appeared meanwhile, where rename() would replace its data.
+      await link(tmp, disk);
+      return { path: disk, created: true };
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return { path: disk, created: false };
+      throw noSpace(err, `creating disk '${o.disk.name}' of node '${o.node}'`, this.ctx.root);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** A kept disk is never resized behind the guest's back; say so when the declaration changed. */
+  private async warnIfResized(disk: string, o: ExtraDiskOptions): Promise<void> {
+    const size = await this.ctx.qemuImg.info(disk, { format: 'qcow2', signal: o.signal }).then(
+      (i) => i.virtualSize,
+      () => undefined,
+    );
+    if (size === undefined || size === o.disk.sizeGiB * GiB) return;
+    this.ctx.log.log({
+      kind: 'warn',
+      msg: `disk '${o.disk.name}' of node '${o.node}' is kept at ${size % GiB ? formatBytes(size) : `${size / GiB} GiB`} although ${o.disk.sizeGiB} GiB are declared: existing disks keep their size and data; destroy the topology to make it anew`,
     });
   }
 

@@ -17,14 +17,15 @@ import { Builder, type BuildOptions } from './builds.js';
 import { Catalogue, type ImageInspection, type NodeDiskUse, type StoredImage } from './catalogue.js';
 import { StoreContext } from './context.js';
 import { Importer, type ImportOptions, type PullOptions } from './imports.js';
-import { NodeDisks, type NodeDiskOptions } from './node-disks.js';
+import type { NodeSpec } from '../model/spec.js';
+import { NodeDisks, type ExtraDisk, type ExtraDiskOptions, type NodeDiskOptions } from './node-disks.js';
 import { builtinRecipes } from './recipes/index.js';
 import { Staging, type CommitOptions, type SnapshotOptions, type StagedImage } from './staging.js';
 import type { Recipe } from './types.js';
 
 export { ImageError, type ImageErrorCode } from './errors.js';
 export { formatBytes } from './helpers.js';
-export type { BuildOptions, CommitOptions, ImageInspection, ImportOptions, NodeDiskOptions, NodeDiskUse, PullOptions, SnapshotOptions, StagedImage, StoredImage };
+export type { BuildOptions, CommitOptions, ExtraDisk, ExtraDiskOptions, ImageInspection, ImportOptions, NodeDiskOptions, NodeDiskUse, PullOptions, SnapshotOptions, StagedImage, StoredImage };
 export type { StoreProgress } from './imports.js';
 
 export const DEFAULT_IMAGE_DIR = '/var/lib/falcon/images';
@@ -78,6 +79,30 @@ export class ImageStore {
   /** `<root>/topo/<topology>/<node>.qcow2` */
   nodeDiskPath(topology: string, node: string): string {
     return this.disks.nodeDiskPath(topology, node);
+  }
+
+  /**
+   * `<root>/topo/<topology>/<node>.<disk>.qcow2`: an extra disk (`Topology.disk`), beside the
+   * node's boot disk, so `removeTopologyDisks` removes it with the rest.
+   *
+   * ```ts
+   * store.extraDiskPath('lab', 'sled', 'disk0'); // /var/lib/falcon/images/topo/lab/sled.disk0.qcow2
+   * ```
+   */
+  extraDiskPath(topology: string, node: string, disk: string): string {
+    return this.disks.extraDiskPath(topology, node, disk);
+  }
+
+  /**
+   * A node's extra disks in declaration order with their paths: `info`'s `disks`, and what
+   * `qemuArgs` takes as `extraDisks`. Creates nothing.
+   *
+   * ```ts
+   * store.extraDisks('lab', spec.nodes[0]); // [{ name: 'disk0', sizeGiB: 10, bus: 'nvme', serial: 'sled-disk0', path: '...' }]
+   * ```
+   */
+  extraDisks(topology: string, node: Pick<NodeSpec, 'name' | 'disks'>): ExtraDisk[] {
+    return this.disks.extraDisks(topology, node);
   }
 
   /** Names of the built-in recipes. */
@@ -158,6 +183,33 @@ export class ImageStore {
   /** Creates a node's disk from an image and returns its path. */
   createNodeDisk(o: NodeDiskOptions): Promise<string> {
     return this.disks.createNodeDisk(o);
+  }
+
+  /**
+   * Creates extra disk `disk` of a node: a blank qcow2 of `disk.sizeGiB` GiB at `extraDiskPath`.
+   * One that exists is left alone, data and size (`created: false`; a size other than the
+   * declared one is logged), so disks outlive hyperstop/hyperstart and relaunches until destroy.
+   *
+   * ```ts
+   * const { path, created } = await store.createExtraDisk({ topology: 'lab', node: 'sled', disk: { name: 'disk0', sizeGiB: 10 } });
+   * ```
+   */
+  createExtraDisk(o: ExtraDiskOptions): Promise<{ path: string; created: boolean }> {
+    return this.disks.createExtraDisk(o);
+  }
+
+  /**
+   * Creates every extra disk of a node that does not exist yet (what launch calls) and returns
+   * them all with their paths, as `extraDisks` does.
+   *
+   * ```ts
+   * const disks = await store.createExtraDisks('lab', node, signal);
+   * qemuArgs({ ...config, extraDisks: disks });
+   * ```
+   */
+  async createExtraDisks(topology: string, node: Pick<NodeSpec, 'name' | 'disks'>, signal?: AbortSignal): Promise<ExtraDisk[]> {
+    for (const disk of node.disks ?? []) await this.disks.createExtraDisk({ topology, node: node.name, disk, signal });
+    return this.extraDisks(topology, node);
   }
 
   /**

@@ -5,3 +5,6 @@ export { MAX_NAME_LENGTH } from './validate.js';
 export * from './naming.js';
 export * from './capture.js';
 export * from './impair.js';
+export * from './pci.js';
+export * from './devices.js';
+export * from './nics.js';

@@ -3,7 +3,7 @@
  * every command (launch, hyperstart, destroy, a collision check) derives the same names.
  */
 import { createHash } from 'node:crypto';
-import { endpoints, type Endpoint, type LinkSpec, type TopologySpec } from './spec.js';
+import { endpoints, type Endpoint, type EndpointSource, type LinkSpec, type TopologySpec } from './spec.js';
 
 function digest(...parts: string[]): Buffer {
   return createHash('sha256').update(parts.join('\0')).digest();
@@ -60,7 +60,7 @@ export interface HostInterface {
 }
 
 /** The endpoints that are host interfaces (taps, macvtaps): NICs on switch ports are sockets instead. */
-export function hostEndpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
+export function hostEndpoints(spec: EndpointSource): Endpoint[] {
   return endpoints(spec).filter((e) => !e.switchPort);
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { defaultMac } from './naming.js';
-import { endpoints, sidemuxName, type SoftnpuOptions, type TopologySpec } from './spec.js';
+import { endpoints, linkNicCount, sidemuxName, type SoftnpuOptions, type TopologySpec } from './spec.js';
 
 /** The switch's defaults: Oxide's sidecar-lite program, one raw CPU NIC. */
 export const SOFTNPU_DEFAULTS: SoftnpuOptions = { program: 'sidecar-lite', cpuPort: 'raw' };
@@ -73,8 +73,6 @@ export function npuNodes(spec: TopologySpec): string[] {
 /** The switches of a topology with their ports and the NICs on them. */
 export function npuPlans(spec: TopologySpec): NpuPlan[] {
   const eps = endpoints(spec);
-  const nicCount = new Map<string, number>();
-  for (const e of eps) nicCount.set(e.node, Math.max(nicCount.get(e.node) ?? 0, e.index + 1));
   const plans = new Map<string, NpuPlan>();
   for (const npu of npuNodes(spec)) {
     const node = spec.nodes.find((n) => n.name === npu)!;
@@ -97,7 +95,8 @@ export function npuPlans(spec: TopologySpec): NpuPlan[] {
     b.ports.push({ port: bPort, link, peer: { kind: 'npu', npu: a.npu, port, serves: false } });
   });
   for (const p of plans.values()) {
-    const first = nicCount.get(p.npu) ?? 0;
+    // CPU NICs come after the npu's link NICs and the indexes it reserved with bumpRadix.
+    const first = linkNicCount(spec, p.npu);
     if (p.options.cpuPort === 'raw') {
       p.cpuNics.push({ node: p.npu, index: first, mac: cpuNicMac(spec.name, p.npu), npu: p.npu, port: 0, role: 'cpu' });
     } else {

@@ -28,6 +28,29 @@ export const softnpuOptionsSchema = z
   })
   .strict();
 
+/**
+ * An extra disk of a node (`Topology.disk`): a blank qcow2 of `sizeGiB` beside the node's boot
+ * disk, attached as NVMe or virtio, or (`none`) only created, for a qemuDevice to attach.
+ */
+export const diskSpecSchema = z
+  .object({
+    /** Unique on the node: `[a-z0-9][a-z0-9_-]*`, up to 32 characters; names the file and QEMU's drive id. */
+    name: z.string(),
+    sizeGiB: z.number(),
+    bus: z.enum(['nvme', 'virtio', 'none']),
+    /** What the guest reads as the disk's serial (NVMe: /sys/class/nvme/nvmeN/serial). */
+    serial: z.string(),
+  })
+  .strict();
+
+/** A raw `-device driver,prop=value,...` (`Topology.qemuDevice`), passed to QEMU as is. */
+export const qemuDeviceSpecSchema = z
+  .object({
+    driver: z.string(),
+    props: z.record(z.union([z.string(), z.number(), z.boolean()])),
+  })
+  .strict();
+
 export const nodeSpecSchema = z
   .object({
     name: z.string(),
@@ -49,6 +72,12 @@ export const nodeSpecSchema = z
     smbiosType1: smbiosType1.optional(),
     /** Options of the node's SoftNPU switch; defaults apply when absent. */
     softnpu: softnpuOptionsSchema.optional(),
+    /** Extra disks, in declaration order (absent in files from before they existed). */
+    disks: z.array(diskSpecSchema).optional(),
+    /** Raw QEMU devices, in declaration order; on the command line after Falcon's own. */
+    devices: z.array(qemuDeviceSpecSchema).optional(),
+    /** NIC indexes reserved with `bumpRadix`: no link takes them; their PCI slots stay empty. */
+    reservedNics: z.array(z.number()).optional(),
   })
   .strict();
 
@@ -96,6 +125,8 @@ export type LinkEnd = z.infer<typeof end>;
 export type DirectedImpairment = z.infer<typeof linkImpairSchema>;
 export type SmbiosType1 = z.infer<typeof smbiosType1>;
 export type SoftnpuOptions = z.infer<typeof softnpuOptionsSchema>;
+export type DiskSpec = z.infer<typeof diskSpecSchema>;
+export type QemuDeviceSpec = z.infer<typeof qemuDeviceSpecSchema>;
 export type TopologySpec = z.infer<typeof topologySpecSchema>;
 
 /** One network interface of a node, in the order the guest sees them. */
@@ -121,11 +152,24 @@ export function sidemuxName(driver: string): string {
 /** Sidecar radixes beyond this are invalid (validation says so); planning stops there. */
 export const MAX_SIDECAR_RADIX = 64;
 
-/** Every endpoint of the topology, indexes assigned in the order links were declared. */
-export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
+/** What endpoint indexes are computed from: the links, and the nodes' reserved indexes. */
+export type EndpointSource = Pick<TopologySpec, 'links'> & { nodes: readonly Pick<NodeSpec, 'name' | 'reservedNics'>[] };
+
+/**
+ * Every endpoint of the topology, indexes assigned in the order links were declared, skipping
+ * the indexes a node reserved with `bumpRadix` (so tap names, altnames and MACs, all derived
+ * from the index, skip them too).
+ *
+ * ```ts
+ * endpoints(d.toSpec()).map((e) => `${e.node}:${e.index}`); // ['violin:0', 'piano:0']
+ * ```
+ */
+export function endpoints(spec: EndpointSource): Endpoint[] {
+  const reserved = new Map(spec.nodes.map((n) => [n.name, new Set(n.reservedNics ?? [])]));
   const count = new Map<string, number>();
   const next = (node: string) => {
-    const i = count.get(node) ?? 0;
+    let i = count.get(node) ?? 0;
+    while (reserved.get(node)?.has(i)) i++;
     count.set(node, i + 1);
     return i;
   };
@@ -159,12 +203,35 @@ export function endpoints(spec: Pick<TopologySpec, 'links'>): Endpoint[] {
   return out;
 }
 
+/**
+ * The number of NIC indexes a node's links and reservations take: one past the highest, so
+ * a SoftNPU node's CPU NICs come after both.
+ *
+ * ```ts
+ * linkNicCount(spec, 'sled'); // 3 for two links and one bumpRadix
+ * ```
+ */
+export function linkNicCount(spec: EndpointSource, node: string): number {
+  const reserved = spec.nodes.find((n) => n.name === node)?.reservedNics ?? [];
+  let max = -1;
+  for (const e of endpoints(spec)) if (e.node === node && e.index > max) max = e.index;
+  for (const r of reserved) if (Number.isInteger(r) && r > max) max = r;
+  return max + 1;
+}
+
 function nextPort(ports: Map<string, number>, npu: string): number {
   const p = (ports.get(npu) ?? 0) + 1;
   ports.set(npu, p);
   return p;
 }
 
-export function endpointsOf(spec: Pick<TopologySpec, 'links'>, node: string): Endpoint[] {
+/**
+ * The endpoints of one node, in index order.
+ *
+ * ```ts
+ * endpointsOf(spec, 'violin').length; // its link NICs
+ * ```
+ */
+export function endpointsOf(spec: EndpointSource, node: string): Endpoint[] {
   return endpoints(spec).filter((e) => e.node === node);
 }

@@ -2,17 +2,22 @@ import path from 'node:path';
 import { TopologyError, TopologyFileError, TopologyValidationError, type TopologyProblem } from './errors.js';
 import {
   TOPOLOGY_FILE_VERSION,
-  endpoints,
+  endpointsOf,
   topologySpecSchema,
+  type DiskSpec,
   type LinkSpec,
   type NodeSpec,
+  type QemuDeviceSpec,
   type SmbiosType1,
   type SoftnpuOptions,
   type TopologySpec,
 } from './spec.js';
 import { SOFTNPU_DEFAULTS, npuPlans } from './softnpu.js';
 import { directedImpairment, impairmentProblems, linkImpairmentProblems, type DirectedImpairment, type LinkImpairment } from './impair.js';
-import { MAX_MOUNTS, MAX_NICS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push, tcgCacheProblem } from './validate.js';
+import { MAX_MOUNTS, coresProblem, hostIfxProblem, macProblem, memoryProblem, nameProblem, push, tcgCacheProblem } from './validate.js';
+import { defaultDiskName, defaultDiskSerial, nodeDeviceProblems, nodeDiskProblems } from './devices.js';
+import { diskDriveId } from './pci.js';
+import { nicProblems } from './nics.js';
 
 /** Memory sizes are in MiB, as in the original. */
 export const gb = (n: number): number => n * 1024;
@@ -32,8 +37,49 @@ export class Node {
   }
 }
 
+/** How upstream mounts a host folder in the guest: illumos' p9kp (`mount`) or Linux's 9p (`mount_linux`); the same here. */
+export type GuestMountMechanism = 'p9kp' | 'mount';
+
 /** A node handle or a node name. */
 export type NodeRef = Node | string;
+
+/**
+ * A handle on an extra disk, returned by `disk()`: its node and name. Pass it as a
+ * qemuDevice's `drive` to attach a bus 'none' disk yourself.
+ */
+export class Disk {
+  constructor(
+    readonly node: string,
+    readonly name: string,
+    /** @internal the topology that declared it */
+    readonly topology: string,
+  ) {}
+  toString(): string {
+    return `${this.node}/${this.name}`;
+  }
+}
+
+export interface DiskOptions {
+  /** Virtual size in GiB, a whole number from 1 to 16384; the file grows as the guest writes. */
+  sizeGiB: number;
+  /**
+   * `nvme` (default; /dev/nvme0n1, nvme1n1, ... in declaration order), `virtio` (/dev/vdb,
+   * vdc, ... after the boot disk), or `none`: created and kept like the others but attached
+   * only by a `qemuDevice` whose `drive` is this disk.
+   */
+  bus?: 'nvme' | 'virtio' | 'none';
+  /** What the guest reads as its serial, printable ASCII, at most 20 characters; default `<node>-<name>`. */
+  serial?: string;
+  /** Unique on the node, `[a-z0-9][a-z0-9_-]*`, up to 32 characters; default `disk0`, `disk1`, ... */
+  name?: string;
+}
+
+/** A raw QEMU device: the driver and its properties, passed to `-device` as they are. */
+export interface QemuDeviceOptions {
+  driver: string;
+  /** Properties; a `Disk` handle (for `drive`) stands for that disk's QEMU drive id. */
+  [prop: string]: string | number | boolean | Disk;
+}
 
 export interface LinkOptions {
   /** MAC of the interface on `a`; stable per topology, node and index when absent. */
@@ -117,6 +163,106 @@ export class Topology {
   /** Mount host folder `source` read-only at `destination` in the guest (virtio-9p). */
   mount(source: string, destination: string, node: NodeRef): void {
     this.spec(node).mounts.push({ source: path.resolve(source), destination });
+  }
+
+  /**
+   * The original's `mount_linux`: there it mounts with Linux's 9p client where `mount` uses
+   * illumos' p9kp. Falcon's guests are Linux and `mount` already mounts with Linux's 9p, so
+   * this is the same mount, saved the same way; it exists so upstream topologies port as is.
+   *
+   * ```ts
+   * d.mountLinux('./cargo-bay', '/opt/cargo-bay', violin);
+   * ```
+   */
+  mountLinux(source: string, destination: string, node: NodeRef): void {
+    this.mount(source, destination, node);
+  }
+
+  /**
+   * The original's `do_mount` with its mechanism: `'p9kp'` (upstream's `mount`) or `'mount'`
+   * (upstream's `mount_linux`). Both are the same read-only 9p mount in Falcon's Linux guests.
+   *
+   * ```ts
+   * d.doMount('./cargo-bay', '/opt/cargo-bay', violin, 'mount');
+   * ```
+   */
+  doMount(source: string, destination: string, node: NodeRef, mechanism: GuestMountMechanism): void {
+    if (mechanism !== 'p9kp' && mechanism !== 'mount')
+      throw new TopologyError(`node "${typeof node === 'string' ? node : node.name}"`, `mount mechanism ${JSON.stringify(mechanism)} is unknown; use "p9kp" or "mount"`);
+    this.mount(source, destination, node);
+  }
+
+  /**
+   * Give `node` an extra disk: a blank qcow2 of `sizeGiB` GiB beside its boot disk, created at
+   * launch and kept across hyperstop/hyperstart and relaunches until destroy. NVMe by default,
+   * as omicron's and voxel's sleds have (docs/devices.md). Returns a handle; a bad option throws
+   * a TopologyValidationError, a name the node already has a TopologyError.
+   *
+   * ```ts
+   * d.disk(sled, { sizeGiB: 10 });                                    // /dev/nvme0n1, serial "sled-disk0"
+   * d.disk(sled, { sizeGiB: 2, bus: 'virtio', name: 'scratch' });    // /dev/vdb
+   * const raw = d.disk(sled, { sizeGiB: 1, bus: 'none' });           // for a qemuDevice's drive
+   * ```
+   */
+  disk(node: NodeRef, options: DiskOptions): Disk {
+    const s = this.spec(node);
+    const disks = (s.disks ??= []);
+    const name = options.name ?? defaultDiskName(disks.map((d) => d.name));
+    if (disks.some((d) => d.name === name))
+      throw new TopologyError(`node "${s.name}"`, `already has a disk named "${name}"; give each disk of a node its own name`);
+    const d: DiskSpec = { name, sizeGiB: options.sizeGiB, bus: options.bus ?? 'nvme', serial: options.serial ?? defaultDiskSerial(s.name, name) };
+    // The new disk's problems, and the node's disk count with it.
+    const at = `nodes.${s.name}.disks`;
+    const problems = nodeDiskProblems({ name: s.name, disks: [...disks, d] }).filter((p) => p.path === at || p.path.startsWith(`${at}[${disks.length}]`));
+    if (problems.length) throw new TopologyValidationError(this.name, problems);
+    disks.push(d);
+    return new Disk(s.name, name, this.name);
+  }
+
+  /**
+   * The escape hatch for what Falcon does not model (the original's `Node.components`): one
+   * `-device driver,prop=value,...` on the node's QEMU command line, after Falcon's own devices,
+   * values passed as they are (booleans as on/off, commas escaped). Checked now, so nothing
+   * starts with a device that would take Falcon's backends, ids or PCI slots (docs/devices.md).
+   *
+   * ```ts
+   * d.qemuDevice(sled, { driver: 'nvme', serial: 'u2-7', drive: d.disk(sled, { sizeGiB: 4, bus: 'none' }) });
+   * d.qemuDevice(sled, { driver: 'pvpanic' });
+   * d.qemuDevice(sled, { driver: 'e1000', addr: '0x11' }); // in the slot of an index reserved with bumpRadix
+   * ```
+   */
+  qemuDevice(node: NodeRef, options: QemuDeviceOptions): void {
+    const s = this.spec(node);
+    const { driver, ...rest } = options;
+    const props: QemuDeviceSpec['props'] = {};
+    for (const [k, v] of Object.entries(rest)) props[k] = v instanceof Disk ? this.diskRef(s.name, v) : v;
+    const dev: QemuDeviceSpec = { driver, props };
+    const devices = s.devices ?? [];
+    const at = `nodes.${s.name}.devices[${devices.length}]`;
+    const problems = nodeDeviceProblems({ ...s, devices: [...devices, dev] }).filter((p) => p.path.startsWith(at));
+    if (problems.length) throw new TopologyValidationError(this.name, problems);
+    (s.devices ??= []).push(dev);
+  }
+
+  /**
+   * The original's `bump_radix`: reserve the node's next NIC index for a device you bring
+   * yourself and return it. The next link on the node gets the index after it; the reserved
+   * index's PCI slot (0x10 + index) stays empty unless a qemuDevice takes it with `addr`, and
+   * later NICs keep their slots. Tap names, altnames and MACs skip the index too.
+   *
+   * ```ts
+   * d.link(sled, peer);                  // sled NIC 0
+   * const i = d.bumpRadix(sled);         // 1: slot 0x11
+   * d.link(sled, peer);                  // sled NIC 2
+   * d.qemuDevice(sled, { driver: 'e1000', addr: `0x${(0x10 + i).toString(16)}` });
+   * ```
+   */
+  bumpRadix(node: NodeRef): number {
+    const s = this.spec(node);
+    const reserved = (s.reservedNics ??= []);
+    const index = endpointsOf(this.toSpec(), s.name).length + reserved.length;
+    reserved.push(index);
+    return index;
   }
 
   /** Give the node's disk a virtual size of `gib` GiB. */
@@ -271,12 +417,26 @@ export class Topology {
   private spec(n: NodeRef): NodeSpec {
     return this.nodes.get(this.ref(n))!;
   }
+
+  /** A disk handle as a drive id, checked to be a disk of `node` in this topology. */
+  private diskRef(node: string, d: Disk): string {
+    if (d.topology !== this.name || d.node !== node)
+      throw new TopologyError(`node "${node}"`, `cannot attach disk "${d.name}" of node "${d.node}"${d.topology !== this.name ? ` in topology "${d.topology}"` : ''}; a qemuDevice attaches disks of its own node`);
+    return diskDriveId(d.name);
+  }
 }
 
 /** Semantic checks of a topology spec, all problems at once. */
 export function validateSpec(spec: TopologySpec): TopologyProblem[] {
   const problems: TopologyProblem[] = [];
   push(problems, 'name', nameProblem('topology', spec.name));
+  problems.push(...nodeProblems(spec), ...linkProblems(spec), ...switchProblems(spec), ...nicProblems(spec));
+  return problems;
+}
+
+/** Every node's own settings: name, image, sizes, mounts, ports, disks and raw devices. */
+function nodeProblems(spec: TopologySpec): TopologyProblem[] {
+  const problems: TopologyProblem[] = [];
   const seenNodes = new Set<string>();
   const vnc = new Map<number, string>();
   for (const n of spec.nodes) {
@@ -287,12 +447,7 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
     if (!n.image) push(problems, `${p}.image`, 'image name is empty; name a base image such as "tiny"');
     push(problems, `${p}.cores`, coresProblem(n.cores));
     push(problems, `${p}.memoryMiB`, memoryProblem(n.memoryMiB));
-    n.mounts.forEach((m, i) => {
-      if (!m.destination.startsWith('/'))
-        push(problems, `${p}.mounts[${i}]`, `destination "${m.destination}" must be an absolute path in the guest, like /opt/cargo-bay`);
-      if (n.mounts.findIndex((o) => o.destination === m.destination) !== i)
-        push(problems, `${p}.mounts[${i}]`, `destination "${m.destination}" is mounted twice; use one mount per guest folder`);
-    });
+    problems.push(...mountProblems(n, p));
     if (n.reserveGiB !== undefined && (!Number.isInteger(n.reserveGiB) || n.reserveGiB < 1 || n.reserveGiB > 16384))
       push(problems, `${p}.reserveGiB`, `reserve is ${n.reserveGiB} GiB; give a whole number of GiB from 1 to 16384`);
     if (n.vncPort !== undefined) {
@@ -306,10 +461,28 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
     const uuid = n.smbiosType1?.uuid;
     if (uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid))
       push(problems, `${p}.smbiosType1.uuid`, `"${uuid}" is not a UUID; write it like 123e4567-e89b-12d3-a456-426614174000`);
-    if (n.mounts.length > MAX_MOUNTS)
-      push(problems, `${p}.mounts`, `has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit on a node: mount a common parent folder instead`);
+    problems.push(...nodeDiskProblems(n, p), ...nodeDeviceProblems(n, p));
   }
+  return problems;
+}
 
+function mountProblems(n: NodeSpec, p: string): TopologyProblem[] {
+  const problems: TopologyProblem[] = [];
+  n.mounts.forEach((m, i) => {
+    if (!m.destination.startsWith('/'))
+      push(problems, `${p}.mounts[${i}]`, `destination "${m.destination}" must be an absolute path in the guest, like /opt/cargo-bay`);
+    if (n.mounts.findIndex((o) => o.destination === m.destination) !== i)
+      push(problems, `${p}.mounts[${i}]`, `destination "${m.destination}" is mounted twice; use one mount per guest folder`);
+  });
+  if (n.mounts.length > MAX_MOUNTS)
+    push(problems, `${p}.mounts`, `has ${n.mounts.length} mounts; at most ${MAX_MOUNTS} fit on a node: mount a common parent folder instead`);
+  return problems;
+}
+
+/** Every link: its ends, MACs, impairment, radix, host interfaces. */
+function linkProblems(spec: TopologySpec): TopologyProblem[] {
+  const problems: TopologyProblem[] = [];
+  const declared = new Set(spec.nodes.map((n) => n.name));
   const macs = new Map<string, string>();
   const hostUse = new Map<string, { exclusive: boolean; at: string }>();
   spec.links.forEach((l, i) => {
@@ -318,7 +491,7 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
       for (const dir of ['ab', 'ba'] as const) if (l.impair[dir]) problems.push(...impairmentProblems(l.impair[dir], `${p}.impair.${dir}`));
     const ends = l.kind === 'ext' ? [l.a] : [l.a, l.b];
     for (const e of ends) {
-      if (!seenNodes.has(e.node)) push(problems, p, `node "${e.node}" is not declared in topology "${spec.name}"`);
+      if (!declared.has(e.node)) push(problems, p, `node "${e.node}" is not declared in topology "${spec.name}"`);
       if (e.mac !== undefined) {
         const bad = macProblem(e.mac);
         push(problems, `${p}.${e === l.a ? 'a' : 'b'}.mac`, bad);
@@ -345,8 +518,13 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
       hostUse.set(ifx, { exclusive: l.exclusive || (prev?.exclusive ?? false), at: `${p} (node "${l.a.node}")` });
     }
   });
-  const plans = npuPlans(spec);
-  for (const np of plans) {
+  return problems;
+}
+
+/** SoftNPU switches (program, CPU port, ports) and sidecar drivers. */
+function switchProblems(spec: TopologySpec): TopologyProblem[] {
+  const problems: TopologyProblem[] = [];
+  for (const np of npuPlans(spec)) {
     const p = `nodes.${np.npu}.softnpu`;
     const o = np.options as { program: unknown; cpuPort: unknown };
     if (typeof o.program !== 'string' || !o.program)
@@ -368,12 +546,6 @@ export function validateSpec(spec: TopologySpec): TopologyProblem[] {
       push(problems, `links[${i}]`, `node "${l.b.node}" already drives the sidecar link links[${prev}]; a driver has one sidemux: give this link another driver`);
     else drivers.set(l.b.node, i);
   });
-  // Interface counts are bounded by the PCI slots a node has for NICs.
-  const perNode = new Map<string, number>();
-  for (const e of endpoints(spec)) perNode.set(e.node, (perNode.get(e.node) ?? 0) + 1);
-  for (const np of plans) perNode.set(np.npu, (perNode.get(np.npu) ?? 0) + np.cpuNics.length);
-  for (const [node, count] of perNode)
-    if (count > MAX_NICS) push(problems, `nodes.${node}`, `has ${count} interfaces; at most ${MAX_NICS} fit on a node`);
   return problems;
 }
 

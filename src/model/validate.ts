@@ -60,6 +60,5 @@ export function push(problems: TopologyProblem[], path: string, message: string 
   if (message) problems.push({ path, message });
 }
 
-/** PCI slots a node has for NICs and for 9p mounts (see host/qemu.ts). */
-export const MAX_NICS = 16;
-export const MAX_MOUNTS = 9;
+/** PCI slots a node has for NICs and for 9p mounts: the plan is in pci.ts. */
+export { MAX_MOUNTS, MAX_NICS } from './pci.js';

@@ -18,6 +18,12 @@ export interface NodeInfo {
   memoryMiB: number;
   radix: number;
   mounts: { source: string; destination: string }[];
+  /** Extra disks (`disk()`), in declaration order, with their qcow2 files. */
+  disks: { name: string; sizeGiB: number; bus: 'nvme' | 'virtio' | 'none'; serial: string; path: string }[];
+  /** Raw QEMU devices (`qemuDevice()`), passed to QEMU as is. */
+  devices: { driver: string; props: Record<string, string | number | boolean> }[];
+  /** NIC indexes reserved with `bumpRadix` (counted in `radix`; no link takes them). */
+  reservedNics: number[];
   status: 'running' | 'stopped' | 'not launched';
   pid?: number;
 }
@@ -55,8 +61,11 @@ async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | un
         image: n.image,
         cores: n.cores,
         memoryMiB: n.memoryMiB,
-        radix: planned.filter((p) => p.node === n.name).length + (streams[n.name]?.length ?? 0),
+        radix: planned.filter((p) => p.node === n.name).length + (streams[n.name]?.length ?? 0) + (n.reservedNics?.length ?? 0),
         mounts: n.mounts,
+        disks: c.store.extraDisks(spec.name, n).map(({ name, sizeGiB, bus, serial, path }) => ({ name, sizeGiB, bus, serial, path })),
+        devices: (n.devices ?? []).map((d) => structuredClone(d)),
+        reservedNics: [...(n.reservedNics ?? [])],
         status: pids.length ? 'running' : state?.nodes[n.name]?.qemuArgs ? 'stopped' : 'not launched',
         pid: pids[0],
       } satisfies NodeInfo;

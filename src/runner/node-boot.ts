@@ -37,8 +37,8 @@ function bootOf(c: RunContext, n: NodeSpec, img: StoredImage): QemuBoot {
 }
 
 /**
- * Create what a node needs on the host that launch makes once (its disks, its UEFI variables)
- * and record its QEMU command line in `ns`.
+ * Create what a node needs on the host that launch makes once (its boot disk, its extra disks,
+ * its UEFI variables) and record its QEMU command line in `ns`.
  */
 export async function prepareNode(
   c: RunContext,
@@ -53,6 +53,8 @@ export async function prepareNode(
     c.log.log({ kind: 'node', node: n.name, state: 'creating disk', detail: `${n.backing} of ${n.image}` });
     await c.store.createNodeDisk({ topology: spec.name, node: n.name, image: n.image, mode: n.backing, sizeGiB: n.reserveGiB, signal: c.signal });
   }
+  // Extra disks are made once and kept (hyperstop/hyperstart, relaunch) until destroy.
+  const extraDisks = await c.store.createExtraDisks(spec.name, n, c.signal);
   const boot = bootOf(c, n, img);
   if (boot.method === 'firmware' && boot.varsFile) await ensureUefiVars(boot.varsFile);
   const { nics, fdDevices } = nicsFor(netdevs);
@@ -61,6 +63,7 @@ export async function prepareNode(
     node: n,
     accel,
     disk: ns.disk,
+    extraDisks,
     boot,
     nics,
     sockets: c.paths.sockets(n.name),

@@ -22,7 +22,7 @@ import { DEBIAN12_CMDLINE } from '../../src/images/recipes/debian12.js';
 import { ImageStore, type StoredImage } from '../../src/images/store.js';
 import type { RecipeResult } from '../../src/images/types.js';
 import { mb } from '../../src/index.js';
-import { newRunner, tempDir } from './helpers.js';
+import { leftovers, newRunner, tempDir } from './helpers.js';
 
 const BOOT_DEADLINE_MS = 90_000;
 const CMD_DEADLINE_MS = 20_000;
@@ -322,5 +322,76 @@ describe('debian-12 with an extra package', () => {
     } finally {
       await d.destroy();
     }
+  }, 900_000);
+});
+
+/**
+ * A sled as omicron and voxel declare one: a debian-12 node with two NVMe disks besides its boot
+ * disk, three links and a mount. Its NICs must sit at the documented PCI slots (0x10 + index)
+ * with the documented names (eth0..eth2) and MACs, its disks show their serials, and after a
+ * relaunch that adds a disk and a mount, the NICs keep their slots and names and the disks
+ * their contents. The peer is a tiny node with an NVMe disk of its own.
+ */
+describe('a sled-shaped debian-12 node', () => {
+  const NIC_SCRIPT = 'for i in 0 1 2; do echo "eth$i $(basename $(readlink -f /sys/class/net/eth$i/device/..)) $(cat /sys/class/net/eth$i/address)"; done';
+
+  it('keeps its NIC slots, names and disks across a relaunch that adds a disk and a mount', async () => {
+    const { store } = await variant();
+    if (!(await store.has('tiny'))) await store.ensure('tiny');
+    const dir = tempDir('sled');
+    const bays = [join(dir, 'bay0'), join(dir, 'bay1')];
+    for (const [i, b] of bays.entries()) {
+      await mkdir(b);
+      await writeFile(join(b, 'hello.txt'), `bay${i}\n`);
+    }
+    const declare = (grown: boolean) => {
+      const d = newRunner('e2esled', dir, { imageDir: store.root });
+      const sled = d.node('sled', VARIANT, 2, mb(1024));
+      const peer = d.node('peer', 'tiny', 1, mb(256));
+      d.disk(sled, { sizeGiB: 2, serial: 'sled-u2-0' });
+      d.disk(sled, { sizeGiB: 3, serial: 'sled-u2-1' });
+      d.disk(peer, { sizeGiB: 1, serial: 'peer-nvme' });
+      for (let i = 0; i < 3; i++) d.link(sled, peer);
+      d.mount(bays[0]!, '/opt/bay0', sled);
+      if (grown) {
+        d.disk(sled, { sizeGiB: 1, bus: 'virtio', name: 'scratch' });
+        d.mountLinux(bays[1]!, '/opt/bay1', sled);
+      }
+      return d;
+    };
+    const expectedNics = async (d: ReturnType<typeof declare>) => {
+      const info = await d.info();
+      const macs = info.links.map((l) => (l.a.node === 'sled' ? l.a : l.b!)).sort((x, y) => x.index! - y.index!).map((e) => e.mac);
+      return macs.map((mac, i) => `eth${i} 0000:00:${(0x10 + i).toString(16)}.0 ${mac}`).join('\n');
+    };
+    let d = declare(false);
+    try {
+      await d.launch();
+      const want = await expectedNics(d);
+      expect((await d.succeed('sled', NIC_SCRIPT)).stdout.trim()).toBe(want);
+      const disks = await d.succeed('sled', 'for n in 0 1; do echo "$(cat /sys/class/nvme/nvme$n/serial | tr -d " ") $(blockdev --getsize64 /dev/nvme${n}n1)"; done');
+      expect(disks.stdout.trim().split('\n')).toEqual([`sled-u2-0 ${2 * 2 ** 30}`, `sled-u2-1 ${3 * 2 ** 30}`]);
+      expect((await d.succeed('peer', 'cat /sys/class/nvme/nvme0/serial; test -b /dev/nvme0n1 && echo block')).stdout.replace(/ +/g, '')).toBe('peer-nvme\nblock\n');
+      expect((await d.succeed('sled', 'cat /opt/bay0/hello.txt')).stdout).toBe('bay0\n');
+      await d.succeed('sled', 'printf sled-marker | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync 2>/dev/null');
+      const info = await d.info();
+      expect(info.nodes.find((n) => n.name === 'sled')!.disks.map((x) => `${x.name} ${x.bus} ${x.sizeGiB} ${x.serial}`)).toEqual([
+        'disk0 nvme 2 sled-u2-0',
+        'disk1 nvme 3 sled-u2-1',
+      ]);
+      await d.hyperstop('sled');
+
+      // The program grows: a virtio disk and a second mount. launch again restarts the stopped sled with them.
+      d = declare(true);
+      await d.launch();
+      expect((await d.succeed('sled', NIC_SCRIPT)).stdout.trim()).toBe(want);
+      expect((await d.succeed('sled', 'dd if=/dev/nvme0n1 bs=11 count=1 2>/dev/null')).stdout).toBe('sled-marker');
+      expect((await d.succeed('sled', 'cat /sys/class/nvme/nvme1/serial; blockdev --getsize64 /dev/vdb; cat /opt/bay1/hello.txt')).stdout.replace(/ +\n/g, '\n')).toBe(
+        `sled-u2-1\n${2 ** 30}\nbay1\n`,
+      );
+    } finally {
+      await d.destroy();
+    }
+    expect(leftovers(d)).toEqual([]);
   }, 900_000);
 });

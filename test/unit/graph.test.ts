@@ -13,13 +13,13 @@ const info: TopologyInfo = {
   name: 'gfix',
   falconDir: '/tmp/f',
   nodes: [
-    { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running', pid: 10 },
-    { name: 's2', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'stopped' },
-    { name: 'h1', id: 2, image: 'tiny', cores: 1, memoryMiB: 256, radix: 3, mounts: [], status: 'running', pid: 11 },
-    { name: 'h2', id: 3, image: 'debian-12', cores: 2, memoryMiB: 512, radix: 2, mounts: [], status: 'running', pid: 12 },
-    { name: 'h_2', id: 4, image: 'tiny', cores: 1, memoryMiB: 256, radix: 0, mounts: [], status: 'not launched' },
-    { name: 'sidecar', id: 5, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running', pid: 13 },
-    { name: 'driver', id: 6, image: 'tiny', cores: 1, memoryMiB: 256, radix: 2, mounts: [], status: 'running', pid: 14 },
+    { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running', pid: 10 },
+    { name: 's2', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'stopped' },
+    { name: 'h1', id: 2, image: 'tiny', cores: 1, memoryMiB: 256, radix: 3, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running', pid: 11 },
+    { name: 'h2', id: 3, image: 'debian-12', cores: 2, memoryMiB: 512, radix: 2, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running', pid: 12 },
+    { name: 'h_2', id: 4, image: 'tiny', cores: 1, memoryMiB: 256, radix: 0, mounts: [], disks: [], devices: [], reservedNics: [], status: 'not launched' },
+    { name: 'sidecar', id: 5, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running', pid: 13 },
+    { name: 'driver', id: 6, image: 'tiny', cores: 1, memoryMiB: 256, radix: 2, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running', pid: 14 },
   ],
   links: [
     {
@@ -241,5 +241,65 @@ describe('json, svg and the CLI', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('disks and raw devices', () => {
+  /** What info() will return for a sled with disks (the lead adds `disks` and `devices` to NodeInfo). */
+  const sledInfo = {
+    ...info,
+    nodes: [
+      {
+        ...info.nodes[3]!,
+        disks: [
+          { name: 'disk0', sizeGiB: 10, bus: 'nvme' as const, serial: 'u2-0', path: '/img/topo/gfix/h2.disk0.qcow2' },
+          { name: 'scratch', sizeGiB: 2, bus: 'virtio' as const, serial: 'h2-scratch', path: '/img/topo/gfix/h2.scratch.qcow2' },
+          { name: 'raw', sizeGiB: 1, bus: 'none' as const, serial: 'h2-raw', path: '/img/topo/gfix/h2.raw.qcow2' },
+        ],
+        devices: [
+          { driver: 'nvme', props: { serial: 'u2-7', drive: 'disk-raw' } },
+          { driver: 'pvpanic', props: {} },
+        ],
+      },
+      ...info.nodes.filter((n) => n.name !== 'h2'),
+    ],
+  } as TopologyInfo;
+  const sg = topologyGraph(sledInfo);
+
+  it("lists a node's disks and devices in the graph data and its JSON, without paths", async () => {
+    expect(sg.nodes[0]).toMatchObject({
+      name: 'h2',
+      disks: [
+        { name: 'disk0', bus: 'nvme', sizeGiB: 10, serial: 'u2-0' },
+        { name: 'scratch', bus: 'virtio', sizeGiB: 2, serial: 'h2-scratch' },
+        { name: 'raw', bus: 'none', sizeGiB: 1, serial: 'h2-raw' },
+      ],
+      devices: [{ driver: 'nvme', props: { serial: 'u2-7', drive: 'disk-raw' } }, { driver: 'pvpanic', props: {} }],
+    });
+    const j = JSON.parse(await renderGraph(sledInfo, 'json')) as { nodes: { name: string; disks?: unknown[] }[] };
+    expect(j.nodes[0]!.disks).toHaveLength(3);
+    expect(JSON.stringify(j)).not.toContain('qcow2');
+    // Nodes without them carry no empty lists.
+    expect(Object.keys(g.nodes[0]!)).not.toContain('disks');
+    expect(Object.keys(g.nodes[0]!)).not.toContain('devices');
+  });
+
+  it('draws them as lines of the node label in mermaid and dot', () => {
+    expect(toMermaid(sg)).toContain(
+      '  n_h2["h2<br>debian-12 · 2 cores · 512 MiB<br>disk0: NVMe 10 GiB, serial u2-0<br>scratch: virtio 2 GiB, serial h2-scratch<br>raw: 1 GiB, attached by a device<br>device nvme (serial=u2-7, drive=disk-raw)<br>device pvpanic<br>running"]',
+    );
+    expect(toDot(sg)).toContain(
+      'label="h2\\ndebian-12 · 2 cores · 512 MiB\\ndisk0: NVMe 10 GiB, serial u2-0\\nscratch: virtio 2 GiB, serial h2-scratch\\nraw: 1 GiB, attached by a device\\ndevice nvme (serial=u2-7, drive=disk-raw)\\ndevice pvpanic\\nrunning"',
+    );
+  });
+
+  it('svg shows them too (through dot)', async () => {
+    const rec = recordingRunner(() => ({ stdout: '<svg/>' }));
+    await renderGraph(sledInfo, 'svg', { proc: rec });
+    expect(rec.calls).toHaveLength(1);
+    const hasDot = existsSync('/usr/bin/dot') || existsSync('/usr/local/bin/dot');
+    if (!hasDot) return;
+    const svg = await renderGraph(sledInfo, 'svg');
+    expect(svg).toContain('disk0: NVMe 10 GiB, serial u2&#45;0');
   });
 });

@@ -218,6 +218,38 @@ describe('get, inspect, remove and node disks', () => {
     expect(readdirSync(path.join(root, 'topo', 'topo1')).sort()).toEqual(['a.qcow2', 'b.qcow2', 'c.qcow2', 'd.qcow2']);
   });
 
+  it('extra disks: a blank qcow2 of the declared size beside the boot disk, kept when it exists, removed with the topology', async () => {
+    await store.import('base', qcow2);
+    const boot = await store.createNodeDisk({ topology: 'lab', node: 'sled', image: 'base', mode: 'overlay' });
+    const node = { name: 'sled', disks: [{ name: 'disk0', sizeGiB: 2, bus: 'nvme' as const, serial: 'u2-0' }, { name: 'raw', sizeGiB: 1, bus: 'none' as const, serial: 'sled-raw' }] };
+    const disks = await store.createExtraDisks('lab', node);
+    expect(disks).toEqual([
+      { ...node.disks[0], path: path.join(root, 'topo', 'lab', 'sled.disk0.qcow2') },
+      { ...node.disks[1], path: path.join(root, 'topo', 'lab', 'sled.raw.qcow2') },
+    ]);
+    expect(store.extraDisks('lab', node)).toEqual(disks);
+    expect(store.extraDiskPath('lab', 'sled', 'disk0')).toBe(disks[0]!.path);
+    expect(path.dirname(disks[0]!.path)).toBe(path.dirname(boot));
+    expect(info(disks[0]!.path)).toMatchObject({ format: 'qcow2', 'virtual-size': 2 * 1024 * MiB });
+    expect(info(disks[0]!.path)['backing-filename']).toBeUndefined();
+    expect(info(disks[1]!.path)['virtual-size']).toBe(1024 * MiB);
+    expect(statSync(disks[0]!.path).mode & 0o777).toBe(0o600);
+
+    // What the guest wrote survives a second launch, even one that declares another size.
+    const before = sha256(disks[0]!.path);
+    expect(await store.createExtraDisk({ topology: 'lab', node: 'sled', disk: { name: 'disk0', sizeGiB: 2 } })).toEqual({ path: disks[0]!.path, created: false });
+    expect(await store.createExtraDisk({ topology: 'lab', node: 'sled', disk: { name: 'disk0', sizeGiB: 5 } })).toEqual({ path: disks[0]!.path, created: false });
+    expect(sha256(disks[0]!.path)).toBe(before);
+    expect(log.events.some((e) => e.kind === 'warn' && /disk 'disk0' of node 'sled' is kept at 2 GiB although 5 GiB are declared/.test(e.msg))).toBe(true);
+
+    // Image users are boot disks only; destroy takes the extra disks with them.
+    expect((await store.inspect('base')).usedBy).toEqual([{ topology: 'lab', node: 'sled', disk: boot }]);
+    await expect(store.createExtraDisk({ topology: 'lab', node: 'sled', disk: { name: 'x', sizeGiB: 0 } })).rejects.toMatchObject({ code: 'IMAGE_BAD_OPTION' });
+    expect(() => store.extraDiskPath('lab', 'sled', '../x')).toThrow(/invalid disk name '..\/x'/);
+    await store.removeTopologyDisks('lab');
+    expect(existsSync(path.join(root, 'topo', 'lab'))).toBe(false);
+  });
+
   it('remove is refused while an overlay uses the image, allowed with force', async () => {
     await store.import('used', qcow2);
     await store.import('free', qcow2);

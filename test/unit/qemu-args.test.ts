@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Topology, gb } from '../../src/model/index.js';
-import { qemuArgs, qemuEscape, type QemuNodeConfig } from '../../src/host/qemu.js';
+import { PCI, qemuArgs, qemuDeviceOption, qemuEscape, type QemuExtraDisk, type QemuNodeConfig } from '../../src/host/qemu.js';
+import { isFalconError } from '../../src/util/errors.js';
 
 function config(over: Partial<QemuNodeConfig> = {}): QemuNodeConfig {
   const t = new Topology('duo');
@@ -140,5 +141,98 @@ describe('qemu arguments', () => {
     ]);
     expect(values(a, '-device')).toContain('ide-cd,drive=cd0,bootindex=0');
     expect(values(a, '-kernel')).toEqual([]);
+  });
+});
+
+/** A node with disks, mounts and raw devices around the same three links, and its config. */
+function sledConfig(extras: { disks?: boolean; mounts?: number; devices?: boolean; reserve?: boolean }): QemuNodeConfig {
+  const t = new Topology('lab');
+  const s = t.node('sled', 'debian-12', 2, gb(2));
+  const p = t.node('peer', 'tiny', 1, gb(1));
+  t.link(s, p);
+  if (extras.reserve) t.bumpRadix(s);
+  t.link(s, p);
+  t.link(s, p);
+  const extraDisks: QemuExtraDisk[] = [];
+  if (extras.disks) {
+    t.disk(s, { sizeGiB: 10, serial: 'u2,0' });
+    t.disk(s, { sizeGiB: 2, bus: 'virtio', name: 'scratch' });
+    t.disk(s, { sizeGiB: 10 });
+    const raw = t.disk(s, { sizeGiB: 1, bus: 'none', name: 'raw' });
+    if (extras.devices) t.qemuDevice(s, { driver: 'nvme', serial: 'raw,1', drive: raw });
+  }
+  for (let i = 0; i < (extras.mounts ?? 0); i++) t.mount(`/srv/m${i}`, `/opt/m${i}`, s);
+  if (extras.devices) {
+    t.qemuDevice(s, { driver: 'pvpanic' });
+    if (extras.reserve) t.qemuDevice(s, { driver: 'e1000', addr: '0x11', mac: '02:00:00:00:00:77', 'x-lat': true, 'x-off': false });
+  }
+  const node = t.toSpec().nodes[0]!;
+  for (const d of node.disks ?? []) extraDisks.push({ ...d, path: `/img/topo/lab/sled.${d.name}.qcow2` });
+  const indexes = extras.reserve ? [0, 2, 3] : [0, 1, 2];
+  return config({ topology: 'lab', node, nics: indexes.map((index) => ({ kind: 'tap', ifname: `fn${index}`, mac: `02:00:00:00:00:0${index}`, index })), extraDisks });
+}
+
+/** The `addr=` of every virtio-net device, in command-line order. */
+const nicAddrs = (a: string[]) => values(a, '-device').filter((d) => d.startsWith('virtio-net-pci')).map((d) => /addr=(0x[0-9a-f]+)/.exec(d)![1]);
+
+describe('the PCI plan', () => {
+  it('keeps NIC i at slot 0x10 + i whatever disks, mounts and raw devices the node has', () => {
+    const plain = nicAddrs(qemuArgs(sledConfig({})));
+    expect(plain).toEqual(['0x10', '0x11', '0x12']);
+    expect(nicAddrs(qemuArgs(sledConfig({ disks: true })))).toEqual(plain);
+    expect(nicAddrs(qemuArgs(sledConfig({ mounts: 9 })))).toEqual(plain);
+    expect(nicAddrs(qemuArgs(sledConfig({ disks: true, mounts: 9, devices: true })))).toEqual(plain);
+  });
+
+  it('leaves the slot of a reserved index to the device that takes it; later NICs keep 0x10 + index', () => {
+    const a = qemuArgs(sledConfig({ reserve: true, disks: true, devices: true }));
+    expect(nicAddrs(a)).toEqual(['0x10', '0x12', '0x13']);
+    expect(values(a, '-netdev').map((n) => n.split(',')[1])).toEqual(['id=net0', 'id=net2', 'id=net3']);
+    expect(values(a, '-device')).toContain('e1000,addr=0x11,mac=02:00:00:00:00:77,x-lat=on,x-off=off');
+  });
+
+  it('attaches NVMe disks in slot 0x02 and virtio disks in slot 0x06, one function each, serials escaped', () => {
+    const a = qemuArgs(sledConfig({ disks: true, devices: true }));
+    expect(values(a, '-drive').slice(1)).toEqual([
+      'file=/img/topo/lab/sled.disk0.qcow2,if=none,id=disk-disk0,format=qcow2,cache=writeback,discard=unmap',
+      'file=/img/topo/lab/sled.scratch.qcow2,if=none,id=disk-scratch,format=qcow2,cache=writeback,discard=unmap',
+      'file=/img/topo/lab/sled.disk2.qcow2,if=none,id=disk-disk2,format=qcow2,cache=writeback,discard=unmap',
+      'file=/img/topo/lab/sled.raw.qcow2,if=none,id=disk-raw,format=qcow2,cache=writeback,discard=unmap',
+    ]);
+    const disks = values(a, '-device').filter((d) => /^(nvme|virtio-blk-pci),drive=disk-/.test(d));
+    expect(disks).toEqual([
+      'nvme,drive=disk-disk0,serial=u2,,0,addr=0x2,multifunction=on',
+      'virtio-blk-pci,drive=disk-scratch,serial=sled-scratch,addr=0x6,multifunction=on',
+      'nvme,drive=disk-disk2,serial=sled-disk2,addr=0x2.1,multifunction=on',
+    ]);
+    // The boot disk stays at 0x03, the first virtio disk, so it stays /dev/vda.
+    expect(values(a, '-device')).toContain(`virtio-blk-pci,drive=disk0,addr=0x${PCI.disk},bootindex=1`);
+  });
+
+  it('puts raw devices last, as declared, so QEMU gives those without addr the slots left over', () => {
+    const a = qemuArgs(sledConfig({ disks: true, devices: true, reserve: true }));
+    expect(a.slice(-6)).toEqual(['-device', 'nvme,serial=raw,,1,drive=disk-raw', '-device', 'pvpanic', '-device', 'e1000,addr=0x11,mac=02:00:00:00:00:77,x-lat=on,x-off=off']);
+    expect(qemuDeviceOption({ driver: 'x', props: { path: '/a,b', n: 3 } })).toBe('x,path=/a,,b,n=3');
+  });
+
+  it('gives a node without disks or devices the command line it had before them', () => {
+    const a = qemuArgs(sledConfig({}));
+    expect(a.join(' ')).not.toMatch(/multifunction|disk-|0x2[,.]|0x6[,.]/);
+  });
+
+  it('refuses NIC indexes given twice or past the 16 slots, and a device whose drive is not passed', () => {
+    const c = sledConfig({});
+    const err = (cfg: QemuNodeConfig) => {
+      try {
+        qemuArgs(cfg);
+      } catch (e) {
+        return isFalconError(e) ? `${e.code}: ${e.message}` : String(e);
+      }
+      return 'no error';
+    };
+    expect(err({ ...c, nics: [{ ...c.nics[0]!, index: 1 }, { ...c.nics[1]!, index: 1 }] })).toMatch(/^TOPOLOGY_INVALID: node "sled" has a NIC index 1 that is out of 0-15 or given twice/);
+    expect(err({ ...c, nics: [{ ...c.nics[0]!, index: 16 }] })).toMatch(/NIC index 16/);
+    const d = sledConfig({ disks: true, devices: true });
+    expect(err({ ...d, extraDisks: d.extraDisks!.filter((x) => x.bus !== 'none') })).toMatch(/qemuDevice nvme with drive=disk-raw, which is none of its bus 'none' disks/);
   });
 });

@@ -20,17 +20,17 @@ afterAll(async () => {
 const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
 
 describe('nicsFor', () => {
-  it('passes macvtap devices as fds from 3 in order, taps by name', () => {
+  it('passes macvtap devices as fds from 3 in order, taps by name, each with its NIC index (a reserved one skipped)', () => {
     const r = nicsFor([
       { kind: 'macvtap', index: 0, ifname: 'mv0', altname: 'a0', mac: 'm0', tapDevice: '/dev/tap10' },
       { kind: 'tap', index: 1, ifname: 'tp1', altname: 'a1', mac: 'm1' },
-      { kind: 'macvtap', index: 2, ifname: 'mv2', altname: 'a2', mac: 'm2', tapDevice: '/dev/tap12' },
+      { kind: 'macvtap', index: 3, ifname: 'mv3', altname: 'a3', mac: 'm3', tapDevice: '/dev/tap13' },
     ]);
-    expect(r.fdDevices).toEqual(['/dev/tap10', '/dev/tap12']);
+    expect(r.fdDevices).toEqual(['/dev/tap10', '/dev/tap13']);
     expect(r.nics).toEqual([
-      { kind: 'fd', fd: 3, mac: 'm0' },
-      { kind: 'tap', ifname: 'tp1', mac: 'm1' },
-      { kind: 'fd', fd: 4, mac: 'm2' },
+      { kind: 'fd', fd: 3, mac: 'm0', index: 0 },
+      { kind: 'tap', ifname: 'tp1', mac: 'm1', index: 1 },
+      { kind: 'fd', fd: 4, mac: 'm3', index: 3 },
     ]);
   });
 });

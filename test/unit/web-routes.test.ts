@@ -54,7 +54,7 @@ function fakeTopology() {
       return {
         name: 'fake',
         falconDir: '/nowhere/.falcon',
-        nodes: Object.entries(status).map(([name, s], i) => ({ name, id: i, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: s })),
+        nodes: Object.entries(status).map(([name, s], i) => ({ name, id: i, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: s })),
         links: [{ kind: 'link', a: end('violin', 1), b: end('piano', 2), ...(impairment.ab || impairment.ba ? { impairment } : {}) }],
         interfaces: [],
         switches: [],

@@ -8,7 +8,7 @@ describe('web view data', () => {
     const info: TopologyInfo = {
       name: 't',
       falconDir: '/x',
-      nodes: ['a', 'b', 'c'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' as const })),
+      nodes: ['a', 'b', 'c'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running' as const })),
       links: [
         { kind: 'link', a: end('a', 'tapa'), b: end('b', 'tapb'), impairment: { ab: { lossPct: 5 }, ba: { lossPct: 5 } } },
         { kind: 'link', a: end('b', 'tapb1', 1), b: end('c', 'tapc') },
@@ -34,7 +34,7 @@ describe('web view data', () => {
     const info: TopologyInfo = {
       name: 't',
       falconDir: '/x',
-      nodes: ['a', 'b'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' as const })),
+      nodes: ['a', 'b'].map((name, id) => ({ name, id, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running' as const })),
       links: [{ kind: 'link', a: end('a', 'tapa'), b: end('b', 'tapb'), impairment: { ab: { delayMs: 50, jitterMs: 5 }, ba: { rateMbit: 0.5 } } }],
       interfaces: [],
       switches: [],
@@ -53,8 +53,8 @@ describe('web view data', () => {
       name: 't',
       falconDir: '/x',
       nodes: [
-        { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' },
-        { name: 'h1', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], status: 'running' },
+        { name: 's1', id: 0, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running' },
+        { name: 'h1', id: 1, image: 'tiny', cores: 1, memoryMiB: 256, radix: 1, mounts: [], disks: [], devices: [], reservedNics: [], status: 'running' },
       ],
       links: [{ kind: 'softnpu', a: { node: 's1', index: -1, ifname: '', altname: '', mac: '', port: 1 }, b: { node: 'h1', index: 0, ifname: '', altname: '', mac: '02:00:00:00:00:02', socket: '/x/h1.nic0' } }],
       interfaces: [],

@@ -20,6 +20,21 @@ for m in virtio_net virtio_console 9pnet_virtio 9p; do
 	modprobe "$m" || echo "rcS: cannot load module $m"
 done
 
+# NVMe disks: the driver only when there is a controller (PCI class 0x010802), so nodes without
+# one boot as fast as before. It probes in the background: wait (up to 5 s) until every
+# controller is live and has its namespaces, so /dev/nvme0n1 is there when the node is ready.
+if grep -qs '^0x010802' /sys/bus/pci/devices/*/class; then
+	modprobe nvme || echo "rcS: cannot load module nvme"
+	n=0
+	want=$(cat /sys/bus/pci/devices/*/class | grep -c '^0x010802')
+	while [ "$n" -lt 50 ]; do
+		live=$(cat /sys/class/nvme/nvme*/state 2>/dev/null | grep -c '^live$')
+		[ "$live" -ge "$want" ] && ls /sys/block | grep -q '^nvme' && break
+		n=$((n + 1))
+		usleep 100000
+	done
+fi
+
 hostname -F /etc/hostname
 ip link set lo up
 
