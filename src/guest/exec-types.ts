@@ -32,7 +32,7 @@ export interface ExecOptions {
   encoding?: ExecEncoding;
   /** Time between SIGTERM and SIGKILL on timeout/abort. Default 2 s. */
   killGraceMs?: number;
-  /** Streamed output, as it arrives (falcon-agent images only). */
+  /** Streamed output, as it arrives; images without falcon-agent (serial login) give it once, when the command ends. */
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
 }

@@ -351,6 +351,8 @@ describe('a sled-shaped debian-12 node', () => {
       d.disk(sled, { sizeGiB: 2, serial: 'sled-u2-0' });
       d.disk(sled, { sizeGiB: 3, serial: 'sled-u2-1' });
       d.disk(peer, { sizeGiB: 1, serial: 'peer-nvme' });
+      // The escape hatch: a raw NVMe controller of the peer's own, on a disk Falcon creates but does not attach.
+      d.qemuDevice(peer, { driver: 'nvme', serial: 'peer-raw', drive: d.disk(peer, { sizeGiB: 1, bus: 'none', name: 'raw' }) });
       for (let i = 0; i < 3; i++) d.link(sled, peer);
       d.mount(bays[0]!, '/opt/bay0', sled);
       if (grown) {
@@ -371,10 +373,13 @@ describe('a sled-shaped debian-12 node', () => {
       expect((await d.succeed('sled', NIC_SCRIPT)).stdout.trim()).toBe(want);
       const disks = await d.succeed('sled', 'for n in 0 1; do echo "$(cat /sys/class/nvme/nvme$n/serial | tr -d " ") $(blockdev --getsize64 /dev/nvme${n}n1)"; done');
       expect(disks.stdout.trim().split('\n')).toEqual([`sled-u2-0 ${2 * 2 ** 30}`, `sled-u2-1 ${3 * 2 ** 30}`]);
-      expect((await d.succeed('peer', 'cat /sys/class/nvme/nvme0/serial; test -b /dev/nvme0n1 && echo block')).stdout.replace(/ +/g, '')).toBe('peer-nvme\nblock\n');
+      expect((await d.succeed('peer', 'cat /sys/class/nvme/nvme*/serial | sort; test -b /dev/nvme0n1 && test -b /dev/nvme1n1 && echo block')).stdout.replace(/ +/g, '')).toBe(
+        'peer-nvme\npeer-raw\nblock\n',
+      );
       expect((await d.succeed('sled', 'cat /opt/bay0/hello.txt')).stdout).toBe('bay0\n');
       await d.succeed('sled', 'printf sled-marker | dd of=/dev/nvme0n1 bs=512 count=1 conv=sync,fsync 2>/dev/null');
       const info = await d.info();
+      expect(info.nodes.find((n) => n.name === 'peer')!.devices).toEqual([{ driver: 'nvme', props: { serial: 'peer-raw', drive: 'disk-raw' } }]);
       expect(info.nodes.find((n) => n.name === 'sled')!.disks.map((x) => `${x.name} ${x.bus} ${x.sizeGiB} ${x.serial}`)).toEqual([
         'disk0 nvme 2 sled-u2-0',
         'disk1 nvme 3 sled-u2-1',
