@@ -16,8 +16,12 @@ export interface VxlanTunnel {
   ifname: string;
   /** The link's VXLAN network identifier, 1..16777215. */
   vni: number;
-  /** The peer's IPv4 or IPv6 address on the underlay (the peer pod's IP). */
-  remote: string;
+  /**
+   * The peer's IPv4 or IPv6 address on the underlay. Absent: the device starts with no peer and
+   * `peerCommands` points it at one (a pod learns its peer's IP later, and again when the peer
+   * pod comes back with another).
+   */
+  remote?: string;
   /** This end's address, when the underlay has several. */
   local?: string;
   /** The underlay device (the pod's eth0), when the route alone should not choose it. */
@@ -44,7 +48,8 @@ export function tunnelProblems(t: VxlanTunnel): string[] {
 /** `ip link add` for the tunnel's device: learning off, since one peer is all it ever has. */
 export function vxlanAddCommand(t: VxlanTunnel): string[] {
   return [
-    'link', 'add', t.ifname, 'type', 'vxlan', 'id', String(t.vni), 'remote', t.remote,
+    'link', 'add', t.ifname, 'type', 'vxlan', 'id', String(t.vni),
+    ...(t.remote ? ['remote', t.remote] : []),
     ...(t.local ? ['local', t.local] : []),
     ...(t.dev ? ['dev', t.dev] : []),
     'dstport', String(t.port ?? VXLAN_PORT), 'nolearning',
@@ -57,11 +62,29 @@ export function vxlanAddCommand(t: VxlanTunnel): string[] {
  */
 export function tunnelCommands(t: VxlanTunnel, tap: string): { ip: string[][]; tc: string[][] } {
   const bad = tunnelProblems(t);
-  if (bad.length) throw new FalconError('NETWORK', `VXLAN tunnel ${t.ifname} to ${t.remote}: ${bad.join('; ')}`);
-  const ip = [vxlanAddCommand(t), ['link', 'set', 'dev', t.ifname, ...(t.mtu ? ['mtu', String(t.mtu)] : []), 'up']];
-  const tc = [t.ifname, tap].flatMap((dev) => [['qdisc', 'replace', 'dev', dev, 'handle', 'ffff:', 'ingress']]);
+  if (bad.length) throw new FalconError('NETWORK', `VXLAN tunnel ${t.ifname}${t.remote ? ` to ${t.remote}` : ''}: ${bad.join('; ')}`);
+  // No IPv6 link-local address: the host itself must not talk on the topology's links.
+  const ip = [vxlanAddCommand(t), ['link', 'set', 'dev', t.ifname, ...(t.mtu ? ['mtu', String(t.mtu)] : []), 'addrgenmode', 'none', 'up']];
+  const tc = [tap, t.ifname].flatMap((dev) => [['qdisc', 'replace', 'dev', dev, 'handle', 'ffff:', 'ingress']]);
   tc.push(wireCommand(tap, t.ifname), wireCommand(t.ifname, tap));
   return { ip, tc };
+}
+
+/**
+ * The `bridge` commands pointing a tunnel without a fixed `remote` at its peer: the device's
+ * default FDB entry. `bridge fdb replace` leaves an all-zero entry alone, so an old peer's entry
+ * is deleted first; nothing when the peer is unchanged.
+ *
+ * ```ts
+ * peerCommands('vxl0', '10.244.2.9', '10.244.1.7'); // [['fdb', 'del', ...], ['fdb', 'append', ...]]
+ * ```
+ */
+export function peerCommands(ifname: string, peerIp: string, previousIp?: string): string[][] {
+  const entry = ['00:00:00:00:00:00', 'dev', ifname, 'dst'];
+  const out: string[][] = [];
+  if (previousIp && previousIp !== peerIp) out.push(['fdb', 'del', ...entry, previousIp]);
+  if (previousIp !== peerIp) out.push(['fdb', 'append', ...entry, peerIp]);
+  return out;
 }
 
 export interface TunnelRunOptions {
@@ -74,6 +97,11 @@ export async function createTunnel(t: VxlanTunnel, tap: string, o: TunnelRunOpti
   const { ip, tc } = tunnelCommands(t, tap);
   await runBatch('ip', ip, o);
   await runBatch('tc', tc, o);
+}
+
+/** Point a tunnel at `peerIp` (see peerCommands). */
+export async function pointTunnel(ifname: string, peerIp: string, previousIp: string | undefined, o: TunnelRunOptions): Promise<void> {
+  for (const c of peerCommands(ifname, peerIp, previousIp)) await o.runner.run('bridge', c, { timeoutMs: 10_000, signal: o.signal });
 }
 
 /** Remove the tunnel's device (its qdisc and filters go with it); one already gone is fine. */

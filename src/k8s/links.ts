@@ -22,6 +22,7 @@
  *   runs in the driver's pod, so only port 0 (the sidecar node's NIC) is a tunnel; the driver's
  *   NICs stay QEMU stream sockets on the sidemux in the same pod, as the npus' CPU NICs do.
  */
+import { peerCommands, tunnelCommands } from '../host/vxlan.js';
 import { createHash } from 'node:crypto';
 import type { Impairment } from '../model/impair.js';
 import { altName, defaultMac } from '../model/naming.js';
@@ -274,12 +275,6 @@ export function podWiring(spec: TopologySpec, node: string, o: { vxlanPort?: num
 }
 
 /** Handle of the one u32 filter on each device, as on the host, so `filter replace` is idempotent. */
-const FILTER_HANDLE = '800::800';
-
-/** The filter that sends every frame arriving on `dev` out of `to`. */
-function redirect(dev: string, to: string): string[] {
-  return ['tc', 'filter', 'replace', 'dev', dev, 'parent', 'ffff:', 'protocol', 'all', 'pref', '1', 'handle', FILTER_HANDLE, 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', to];
-}
 
 /**
  * The commands that make a tunnel end's tap and VXLAN device and wire them back to back; no
@@ -291,20 +286,15 @@ function redirect(dev: string, to: string): string[] {
  * ```
  */
 export function tunnelSetupCommands(t: PodTunnel, o: { localIp?: string; mtu?: number } = {}): string[][] {
-  const mtu = String(o.mtu ?? DEFAULT_GUEST_MTU);
-  const local = o.localIp ? ['local', o.localIp] : [];
+  const mtu = o.mtu ?? DEFAULT_GUEST_MTU;
+  const wiring = tunnelCommands({ ifname: t.vxlan, vni: t.vni, local: o.localIp, port: t.port, mtu }, t.tap);
   return [
     ['ip', 'tuntap', 'add', 'dev', t.tap, 'mode', 'tap'],
-    ['ip', 'link', 'set', 'dev', t.tap, 'mtu', mtu, 'addrgenmode', 'none'],
+    ['ip', 'link', 'set', 'dev', t.tap, 'mtu', String(mtu), 'addrgenmode', 'none'],
     ...(t.altname ? [['ip', 'link', 'property', 'add', 'dev', t.tap, 'altname', t.altname]] : []),
     ['ip', 'link', 'set', 'dev', t.tap, 'up'],
-    ['ip', 'link', 'add', t.vxlan, 'type', 'vxlan', 'id', String(t.vni), ...local, 'dstport', String(t.port), 'nolearning'],
-    ['ip', 'link', 'set', 'dev', t.vxlan, 'mtu', mtu, 'addrgenmode', 'none'],
-    ['ip', 'link', 'set', 'dev', t.vxlan, 'up'],
-    ['tc', 'qdisc', 'replace', 'dev', t.tap, 'handle', 'ffff:', 'ingress'],
-    ['tc', 'qdisc', 'replace', 'dev', t.vxlan, 'handle', 'ffff:', 'ingress'],
-    redirect(t.tap, t.vxlan),
-    redirect(t.vxlan, t.tap),
+    ...wiring.ip.map((c) => ['ip', ...c]),
+    ...wiring.tc.map((c) => ['tc', ...c]),
   ];
 }
 
@@ -319,9 +309,5 @@ export function tunnelSetupCommands(t: PodTunnel, o: { localIp?: string; mtu?: n
  * ```
  */
 export function tunnelPeerCommands(t: Pick<PodTunnel, 'vxlan'>, peerIp: string, previousIp?: string): string[][] {
-  const entry = ['00:00:00:00:00:00', 'dev', t.vxlan, 'dst'];
-  const out: string[][] = [];
-  if (previousIp && previousIp !== peerIp) out.push(['bridge', 'fdb', 'del', ...entry, previousIp]);
-  if (previousIp !== peerIp) out.push(['bridge', 'fdb', 'append', ...entry, peerIp]);
-  return out;
+  return peerCommands(t.vxlan, peerIp, previousIp).map((c) => ['bridge', ...c]);
 }

@@ -158,8 +158,7 @@ describe('podWiring', () => {
       'ip link property add dev nic0 altname duo_violin_vn_sim0',
       'ip link set dev nic0 up',
       `ip link add vxl0 type vxlan id ${v} local 10.244.1.5 dstport 14789 nolearning`,
-      'ip link set dev vxl0 mtu 1500 addrgenmode none',
-      'ip link set dev vxl0 up',
+      'ip link set dev vxl0 mtu 1500 addrgenmode none up',
       'tc qdisc replace dev nic0 handle ffff: ingress',
       'tc qdisc replace dev vxl0 handle ffff: ingress',
       'tc filter replace dev nic0 parent ffff: protocol all pref 1 handle 800::800 u32 match u32 0 0 action mirred egress redirect dev vxl0',
@@ -169,7 +168,7 @@ describe('podWiring', () => {
     // Without the pod IP the device picks its source by route; a guest MTU other than 1500 is passed on.
     const plain = tunnelSetupCommands(w.tunnels[0]!, { mtu: 1400 }).map((c) => c.join(' '));
     expect(plain).toContain(`ip link add vxl0 type vxlan id ${v} dstport 14789 nolearning`);
-    expect(plain).toContain('ip link set dev vxl0 mtu 1400 addrgenmode none');
+    expect(plain).toContain('ip link set dev vxl0 mtu 1400 addrgenmode none up');
   });
 
   it('peer commands: append the default FDB entry; on a new peer IP delete the old first; nothing when unchanged', () => {

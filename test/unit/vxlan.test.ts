@@ -1,6 +1,6 @@
 /** The VXLAN link end: exact ip/tc commands, and refusals before anything is created. */
 import { describe, expect, it } from 'vitest';
-import { tunnelCommands, tunnelProblems, vxlanAddCommand } from '../../src/host/vxlan.js';
+import { peerCommands, tunnelCommands, tunnelProblems, vxlanAddCommand } from '../../src/host/vxlan.js';
 
 describe('VXLAN tunnel commands', () => {
   it('creates the device toward the peer with learning off and wires it back to back with the tap', () => {
@@ -9,13 +9,20 @@ describe('VXLAN tunnel commands', () => {
       'link', 'add', 'fvx3', 'type', 'vxlan', 'id', '70003', 'remote', '10.244.2.7', 'local', '10.244.1.5', 'dev', 'eth0', 'dstport', '4789', 'nolearning',
     ]);
     const { ip, tc } = tunnelCommands(t, 'tap3');
-    expect(ip[1]).toEqual(['link', 'set', 'dev', 'fvx3', 'mtu', '1450', 'up']);
+    expect(ip[1]).toEqual(['link', 'set', 'dev', 'fvx3', 'mtu', '1450', 'addrgenmode', 'none', 'up']);
     expect(tc).toEqual([
-      ['qdisc', 'replace', 'dev', 'fvx3', 'handle', 'ffff:', 'ingress'],
       ['qdisc', 'replace', 'dev', 'tap3', 'handle', 'ffff:', 'ingress'],
+      ['qdisc', 'replace', 'dev', 'fvx3', 'handle', 'ffff:', 'ingress'],
       ['filter', 'replace', 'dev', 'tap3', 'parent', 'ffff:', 'protocol', 'all', 'pref', '1', 'handle', expect.any(String), 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'fvx3'],
       ['filter', 'replace', 'dev', 'fvx3', 'parent', 'ffff:', 'protocol', 'all', 'pref', '1', 'handle', expect.any(String), 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'tap3'],
     ]);
+  });
+
+  it('points a tunnel without a fixed remote at its peer through the default FDB entry, deleting an old one first', () => {
+    expect(vxlanAddCommand({ ifname: 'vxl0', vni: 7, port: 4789 })).toEqual(['link', 'add', 'vxl0', 'type', 'vxlan', 'id', '7', 'dstport', '4789', 'nolearning']);
+    expect(peerCommands('vxl0', '10.244.2.9')).toEqual([['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxl0', 'dst', '10.244.2.9']]);
+    expect(peerCommands('vxl0', '10.244.2.9', '10.244.1.7')[0]).toEqual(['fdb', 'del', '00:00:00:00:00:00', 'dev', 'vxl0', 'dst', '10.244.1.7']);
+    expect(peerCommands('vxl0', '10.244.2.9', '10.244.2.9')).toEqual([]);
   });
 
   it('takes another UDP port and leaves out what is not given', () => {
