@@ -25,6 +25,17 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 fi
 
+step "packages the OCI tests use (umoci, containerd, runc)"
+# Test-only: the OCI e2e checks exports with umoci and imports them into a throwaway containerd.
+missing=()
+for pkg in umoci containerd runc; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
 step "type-check"
 npx tsc --noEmit
 step "lint"
@@ -40,6 +51,9 @@ step "base image tiny"
 if ! node bin/falcon.js image inspect tiny --json 2>/dev/null | node -e 'process.exit(JSON.parse(require("fs").readFileSync(0, "utf8")).staleRecipe ? 1 : 0)'; then
   node bin/falcon.js image build tiny --force
 fi
+
+step "build (dist/, which the package test and the falcon-node image carry)"
+npm run build --silent
 
 step "end-to-end tests"
 # The recipe test builds tiny again, and debian-12 with bird2 (into the store, removed afterwards),

@@ -52,6 +52,8 @@ export { DownloadError } from './images/download.js';
 export type { FalconErrorCode } from './util/errors.js';
 export type { ExecResult } from './guest/exec-types.js';
 export { ImageStore } from './images/store.js';
+export { exportRef } from './images/oci-export.js';
+export { buildNodeImage } from './k8s/node-image.js';
 export type { ImageMeta } from './images/types.js';
 export { consoleLogger, memoryLogger, silentLogger } from './util/log.js';
 export type { Logger, LogEvent, Level } from './util/log.js';

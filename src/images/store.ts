@@ -19,6 +19,7 @@ import { StoreContext } from './context.js';
 import { Importer, type ImportOptions, type PullOptions } from './imports.js';
 import type { NodeSpec } from '../model/spec.js';
 import { NodeDisks, type ExtraDisk, type ExtraDiskOptions, type NodeDiskOptions } from './node-disks.js';
+import { OciExporter, type ExportOciOptions, type ExportOciResult } from './oci-export.js';
 import { builtinRecipes } from './recipes/index.js';
 import { Staging, type CommitOptions, type SnapshotOptions, type StagedImage } from './staging.js';
 import type { Recipe } from './types.js';
@@ -27,6 +28,8 @@ export { ImageError, type ImageErrorCode } from './errors.js';
 export { formatBytes } from './helpers.js';
 export type { BuildOptions, CommitOptions, ExtraDisk, ExtraDiskOptions, ImageInspection, ImportOptions, NodeDiskOptions, NodeDiskUse, PullOptions, SnapshotOptions, StagedImage, StoredImage };
 export type { StoreProgress } from './imports.js';
+export type { ExportOciOptions, ExportOciResult };
+export type { OciProgress } from './oci.js';
 
 export const DEFAULT_IMAGE_DIR = '/var/lib/falcon/images';
 
@@ -50,6 +53,7 @@ export class ImageStore {
   private readonly builder: Builder;
   private readonly importer: Importer;
   private readonly disks: NodeDisks;
+  private readonly oci: OciExporter;
 
   constructor(o: ImageStoreOptions) {
     const env = o.env ?? process.env;
@@ -61,6 +65,7 @@ export class ImageStore {
     this.builder = new Builder(this.ctx, this.catalogue, this.staging);
     this.importer = new Importer(this.ctx, this.catalogue, this.staging);
     this.disks = new NodeDisks(this.ctx, this.catalogue);
+    this.oci = new OciExporter(this.ctx, this.catalogue);
   }
 
   // ---- paths ---------------------------------------------------------------------------------
@@ -169,6 +174,22 @@ export class ImageStore {
   /** Downloads an image over HTTP(S), verifies its checksum, then imports it. */
   pull(name: string, url: string, o: PullOptions = {}): Promise<StoredImage> {
     return this.importer.pull(name, url, o);
+  }
+
+  // ---- export --------------------------------------------------------------------------------
+
+  /**
+   * Writes the image as an OCI image archive in KubeVirt's containerDisk layout (`/disk/<name>.qcow2`,
+   * `/disk/meta.json`, a direct-boot image's kernel and initrd; owned 107:107), for
+   * `ctr -n k8s.io images import`. Deterministic: the same image gives the same digest.
+   *
+   * ```ts
+   * const r = await store.exportOci('tiny', '/tmp/tiny.oci.tar', { signal });
+   * r.digest; // 'sha256:...' (the manifest's), r.ref: 'falcon.local/images/tiny:40c7b5b6665e'
+   * ```
+   */
+  exportOci(name: string, file: string, o: ExportOciOptions = {}): Promise<ExportOciResult> {
+    return this.oci.exportOci(name, file, o);
   }
 
   // ---- removal -------------------------------------------------------------------------------

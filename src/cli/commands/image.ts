@@ -1,10 +1,13 @@
 /**
- * `falcon image ...`: list, inspect, build, rm, import and pull base images.
+ * `falcon image ...`: list, inspect, build, rm, import, pull and export base images, and
+ * build-node (the falcon-node image of the Kubernetes backend).
  * Commands throw; the CLI's top level prints err.message and exits non-zero.
  */
 import { Command, Option } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
-import { formatBytes, type ImageStore, type ImportOptions, type StoredImage, type StoreProgress } from '../../images/store.js';
+import { createProcessRunner, type ProcessRunner } from '../../host/process.js';
+import { formatBytes, type ImageStore, type ImportOptions, type OciProgress, type StoredImage, type StoreProgress } from '../../images/store.js';
+import { buildNodeImage, type NodeImageProgress } from '../../k8s/node-image.js';
 import type { ExecMethod } from '../../images/types.js';
 import type { Logger } from '../../util/log.js';
 import type { CommandContext } from '../context.js';
@@ -18,6 +21,8 @@ export interface ImageStoreTarget {
   out?: (text: string) => void;
   /** Where progress goes; default process.stderr. */
   progressStream?: NodeJS.WriteStream;
+  /** Runs host tools for build-node; default a new one logging to `log`. */
+  proc?: ProcessRunner;
 }
 
 type Target = () => ImageStoreTarget;
@@ -26,14 +31,14 @@ type Target = () => ImageStoreTarget;
 export function imageCommand(ctx: CommandContext): Command {
   return imageCommandOn(() => {
     const r = ctx.runner();
-    return { store: r.store, log: r.log, out: (s) => ctx.stdout(s) };
+    return { store: r.store, log: r.log, proc: r.proc, out: (s) => ctx.stdout(s) };
   });
 }
 
 /** The `image` command on an image store alone (tests); `target` is called when a subcommand runs. */
 export function imageCommandOn(target: Target): Command {
   const cmd = new Command('image').description('manage base images (the image store)');
-  for (const add of [listCommand, inspectCommand, buildCommand, rmCommand, importCommand, pullCommand]) add(cmd, target);
+  for (const add of [listCommand, inspectCommand, buildCommand, rmCommand, importCommand, pullCommand, exportCommand, buildNodeCommand]) add(cmd, target);
   return cmd;
 }
 
@@ -182,6 +187,63 @@ function pullCommand(cmd: Command, ctx: Target): void {
       progress.stop();
     }
   });
+}
+
+function exportCommand(cmd: Command, ctx: Target): void {
+  cmd
+    .command('export')
+    .description('write an image as an OCI image archive (KubeVirt containerDisk layout) for ctr images import')
+    .argument('<name>', 'image name')
+    .requiredOption('--oci <file>', 'the OCI archive (tar) to write')
+    .option('--ref <ref>', 'the reference it is imported as (default falcon.local/images/NAME:<first 12 of the disk sha256>)')
+    .option('--no-compress', 'store the layer as a plain tar instead of gzip')
+    .option('--json', 'print the digest, size, path and reference as JSON')
+    .action(async (name: string, opts: { oci: string; ref?: string; compress: boolean; json?: boolean }) => {
+      const c = ctx();
+      const progress = progressLines(c);
+      const r = await c.store.exportOci(name, opts.oci, { ref: opts.ref, compression: opts.compress ? 'gzip' : 'none', signal: c.signal, onProgress: progress });
+      const summary = { image: r.image, path: r.path, size: r.size, digest: r.digest, ref: r.ref, layer: r.layers[0], diffId: r.diffIds[0], flattened: r.flattened, seconds: r.seconds };
+      if (opts.json) return out(c, JSON.stringify(summary, null, 2) + '\n');
+      out(c, `exported image '${r.image}' to ${r.path} (${formatBytes(r.size)}): ${r.ref} ${r.digest}\nimport it with: ctr -n k8s.io images import ${r.path}\n`);
+    });
+}
+
+function buildNodeCommand(cmd: Command, ctx: Target): void {
+  cmd
+    .command('build-node')
+    .description('build the falcon-node image (for topologies on Kubernetes) from Debian packages and this Falcon, offline; cached until its inputs change')
+    .option('--out <file>', 'also write the OCI archive here')
+    .option('--force', 'rebuild even when the cached image is current')
+    .option('--json', 'print the digest, size, paths and references as JSON')
+    .action(async (opts: { out?: string; force?: boolean; json?: boolean }) => {
+      const c = ctx();
+      const runner = c.proc ?? createProcessRunner(c.log);
+      const r = await buildNodeImage({ store: c.store, runner, log: c.log, out: opts.out, force: opts.force, signal: c.signal, onProgress: progressLines(c) });
+      if (opts.json) return out(c, JSON.stringify(r, null, 2) + '\n');
+      const file = r.out ?? r.path;
+      out(c, `falcon-node image ${r.refs.join(', ')} (${formatBytes(r.size)}, ${r.cached ? 'cached' : `built in ${r.seconds.toFixed(0)} s`}): ${file}\nimport it with: ctr -n k8s.io images import ${file}\n`);
+    });
+}
+
+/** Progress of an export or node image build as lines: when a phase starts and ends, and every 5 s. */
+function progressLines(c: ImageStoreTarget): (p: OciProgress | NodeImageProgress) => void {
+  const stream = c.progressStream ?? process.stderr;
+  const what = { layer: 'packing the layer', compress: 'compressing the layer', archive: 'writing the archive' } as const;
+  const ended = new Set<string>();
+  let phase = '';
+  let last = 0;
+  return (p) => {
+    // The builder logs mmdebstrap's own lines.
+    if (p.phase === 'debian' || ended.has(p.phase)) return;
+    const now = Date.now();
+    const end = p.total !== undefined && p.done >= p.total;
+    if (p.phase === phase && !end && now - last < 5_000) return;
+    if (end) ended.add(p.phase);
+    phase = p.phase;
+    last = now;
+    const pct = p.total ? ` ${Math.floor((p.done / p.total) * 100)}%` : '';
+    stream.write(`${what[p.phase]}:${pct} (${formatBytes(p.done)}${p.total ? ` of ${formatBytes(p.total)}` : ''})\n`);
+  };
 }
 
 interface BootFlags {
