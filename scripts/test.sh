@@ -55,6 +55,18 @@ fi
 step "build (dist/, which the package test and the falcon-node image carry)"
 npm run build --silent
 
+step "Kubernetes test cluster (test/k8s)"
+# Builds kube-apiserver, kubelet, the scheduler and the controller-manager from Debian's
+# `kubernetes` source package when they are not cached (~9 min on 2 cores, once; kept in
+# $FALCON_IMAGE_DIR/cache/k8s), then brings the two-host cluster up and down once, so a broken
+# cluster fails here and not halfway through the e2e tests (which start their own).
+# FALCON_TEST_K8S=0 skips this and the cluster's e2e tests.
+if [ "${FALCON_TEST_K8S:-1}" != 0 ]; then
+  npx tsx test/k8s/cluster.ts build
+  npx tsx test/k8s/cluster.ts up --name falcon-k8s-smoke --replace
+  npx tsx test/k8s/cluster.ts down --name falcon-k8s-smoke
+fi
+
 step "end-to-end tests"
 # The recipe test builds tiny again, and debian-12 with bird2 (into the store, removed afterwards),
 # from the store's download cache, not from a second download: after the first run its Debian
