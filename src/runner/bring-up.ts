@@ -4,18 +4,19 @@
  * into one LaunchError naming each node with the end of its logs.
  */
 import { createNetwork, type CreateNetworkResult } from '../host/net.js';
+import { vmRunning } from '../host/qemu-vm.js';
 import { switchPlans } from '../model/softnpu.js';
 import type { NodeSpec, TopologySpec } from '../model/spec.js';
 import { netContext, type RunContext } from './context.js';
 import { LaunchError, type NodeFailure } from './errors.js';
 import { applyImpairments } from './impairments.js';
 import { ensureSwitch } from './switches.js';
-import { logTails } from './vm.js';
+import { logTails, vmFiles } from './vm.js';
 
 export interface BringUpSteps {
   /** After the network exists and before anything starts: launch records disks and state here. */
   afterNetwork?(net: CreateNetworkResult): Promise<void>;
-  /** Bring one node up (create what it lacks, boot it, set it up). */
+  /** Bring one node up (create what it lacks, boot it, set it up); a node whose QEMU runs is left as it is. */
   node(n: NodeSpec, net: CreateNetworkResult): Promise<void>;
   /** After every node has settled, whatever the outcome: launch saves the state here. */
   settled?(): Promise<void>;
@@ -30,7 +31,12 @@ export async function bringUp(c: RunContext, spec: TopologySpec, targets: readon
   // Switches first: they connect (and reconnect) to the sockets the QEMUs serve.
   await ensureSwitches(c, spec, targets);
   const nodes = spec.nodes.filter((n) => targets.includes(n.name));
-  const results = await Promise.allSettled(nodes.map((n) => steps.node(n, net)));
+  const results = await Promise.allSettled(
+    nodes.map(async (n) => {
+      if (await vmRunning(vmFiles(c.paths, n.name))) return c.log.log({ kind: 'node', node: n.name, state: 'already running' });
+      await steps.node(n, net);
+    }),
+  );
   await steps.settled?.();
   const failures: NodeFailure[] = [];
   for (const [i, r] of results.entries())

@@ -3,7 +3,7 @@
  * console for images without the agent. Connections to agents are shared and kept open briefly.
  */
 import { SharedExecConnections } from '../guest/exec-client.js';
-import { ExecError, encodeResult, type ExecOptions, type ExecResult } from '../guest/exec-types.js';
+import { ExecError, type ExecOptions, type ExecResult } from '../guest/exec-types.js';
 import { execOverSerial } from '../guest/serial-exec.js';
 import { FalconError } from '../util/errors.js';
 import type { RunContext } from './context.js';
@@ -61,5 +61,3 @@ export function dumpOptions(o: ExecOptions, to: DumpTarget): ExecOptions {
     },
   };
 }
-
-export { encodeResult };

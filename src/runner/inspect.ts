@@ -3,11 +3,12 @@ import { listTopologyInterfaces, type TopologyInterfaceInfo } from '../host/net.
 import { vmPids } from '../host/qemu-vm.js';
 import type { DirectedImpairment } from '../model/impair.js';
 import { hostInterfaces } from '../model/naming.js';
+import { nicCount } from '../model/nics.js';
 import type { TopologySpec } from '../model/spec.js';
 import { netContext, type RunContext } from './context.js';
 import { currentImpairments } from './impairments.js';
 import { readState, type RunState } from './state.js';
-import { streamNetdevs, switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchInfo } from './switches.js';
+import { switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchInfo } from './switches.js';
 import { vmFiles } from './vm.js';
 
 export interface NodeInfo {
@@ -50,8 +51,6 @@ export interface TopologyInfo {
 }
 
 async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | undefined): Promise<NodeInfo[]> {
-  const planned = hostInterfaces(spec);
-  const streams = streamNetdevs(spec, c.paths);
   return Promise.all(
     spec.nodes.map(async (n) => {
       const pids = state?.nodes[n.name] ? await vmPids(vmFiles(c.paths, n.name)) : [];
@@ -61,7 +60,7 @@ async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | un
         image: n.image,
         cores: n.cores,
         memoryMiB: n.memoryMiB,
-        radix: planned.filter((p) => p.node === n.name).length + (streams[n.name]?.length ?? 0) + (n.reservedNics?.length ?? 0),
+        radix: nicCount(spec, n.name),
         mounts: n.mounts,
         disks: c.store.extraDisks(spec.name, n).map(({ name, sizeGiB, bus, serial, path }) => ({ name, sizeGiB, bus, serial, path })),
         devices: (n.devices ?? []).map((d) => structuredClone(d)),

@@ -4,23 +4,15 @@
  */
 import type { StoredImage } from '../images/store.js';
 import type { TopologySpec } from '../model/spec.js';
-import { vmRunning } from '../host/qemu-vm.js';
 import { decideAccel } from './accel.js';
 import { bringUp } from './bring-up.js';
 import type { RunContext } from './context.js';
-import type { ExecRouter } from './exec-routing.js';
-import { bootNode, prepareNode } from './node-boot.js';
+import { bootNode, prepareNode, type BootDeps } from './node-boot.js';
 import { readState, writeState, STATE_VERSION, type RunState } from './state.js';
 import { streamNetdevs } from './switches.js';
-import { vmFiles } from './vm.js';
-
-export interface LaunchDeps {
-  exec: ExecRouter;
-  deadlineMs: (state: RunState) => number;
-}
 
 /** Launch `spec` (already preflighted, under the topology lock). */
-export async function launchTopology(c: RunContext, spec: TopologySpec, d: LaunchDeps): Promise<void> {
+export async function launchTopology(c: RunContext, spec: TopologySpec, d: BootDeps): Promise<void> {
   const started = Date.now();
   const count = spec.nodes.length;
   c.log.log({ kind: 'step', msg: `launching topology "${spec.name}" (${count} node${count === 1 ? '' : 's'})` });
@@ -42,13 +34,9 @@ export async function launchTopology(c: RunContext, spec: TopologySpec, d: Launc
     },
     node: async (n, net) => {
       const ns = state.nodes[n.name]!;
-      if (await vmRunning(vmFiles(c.paths, n.name))) {
-        c.log.log({ kind: 'node', node: n.name, state: 'already running' });
-        return;
-      }
       const netdevs = [...(net.netdevs[n.name] ?? []), ...(streams[n.name] ?? [])].sort((x, y) => x.index - y.index);
       await prepareNode(c, spec, n, images.get(n.image)!, ns, state.accel, netdevs);
-      await bootNode(c, { exec: d.exec, deadlineMs: d.deadlineMs(state) }, n, ns, state.accel);
+      await bootNode(c, d, n, ns, state);
     },
     settled: () => writeState(c.paths, state),
   });

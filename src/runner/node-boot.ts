@@ -19,14 +19,13 @@ import { exists } from '../util/fs.js';
 import { retry } from '../util/retry.js';
 import type { RunContext } from './context.js';
 import type { ExecRouter } from './exec-routing.js';
-import type { NodeState } from './state.js';
+import type { NodeState, RunState } from './state.js';
 import { vmFiles } from './vm.js';
 
-/** What booting a node needs besides the context. */
+/** What booting nodes needs besides the context: the exec channels, and how long a boot may take. */
 export interface BootDeps {
   exec: ExecRouter;
-  /** How long a node may take to become ready. */
-  deadlineMs: number;
+  deadlineMs: (state: RunState) => number;
 }
 
 /** How QEMU boots an image: its kernel directly, or firmware from the disk. */
@@ -77,7 +76,8 @@ export async function prepareNode(
 }
 
 /** Start QEMU from the recorded arguments, wait for the guest, set it up. */
-export async function bootNode(c: RunContext, d: BootDeps, n: NodeSpec, ns: NodeState, accel: 'kvm' | 'tcg'): Promise<void> {
+export async function bootNode(c: RunContext, d: BootDeps, n: NodeSpec, ns: NodeState, state: RunState): Promise<void> {
+  const accel = state.accel;
   const started = Date.now();
   c.log.log({ kind: 'node', node: n.name, state: 'starting', detail: `${n.cores} core${n.cores === 1 ? '' : 's'}, ${n.memoryMiB} MiB, ${accel}` });
   const vm = await startVm(c.proc, vmFiles(c.paths, n.name), ns.qemuArgs!, ns.fdDevices);
@@ -89,7 +89,7 @@ export async function bootNode(c: RunContext, d: BootDeps, n: NodeSpec, ns: Node
   });
   died.catch(() => {});
   try {
-    await Promise.race([died, waitReady(c, n, ns, d.deadlineMs, combined.signal)]);
+    await Promise.race([died, waitReady(c, n, ns, d.deadlineMs(state), combined.signal)]);
   } catch (e) {
     if (ac.signal.aborted) await died; // report the death, not the abort it caused
     throw e;

@@ -10,16 +10,10 @@ import { exists } from '../util/fs.js';
 import { bringUp } from './bring-up.js';
 import type { RunContext } from './context.js';
 import type { ExecRouter } from './exec-routing.js';
-import { bootNode, setUpGuest, waitReady } from './node-boot.js';
+import { bootNode, setUpGuest, waitReady, type BootDeps } from './node-boot.js';
 import { launchedNode } from './node-state.js';
-import type { RunState } from './state.js';
 import { stopSwitches } from './switches.js';
 import { vmFiles } from './vm.js';
-
-export interface PowerDeps {
-  exec: ExecRouter;
-  deadlineMs: (state: RunState) => number;
-}
 
 /** Stop the VMs of `names`, keeping their disks and network; a switch stops with its owner. */
 export async function hyperstopNodes(c: RunContext, spec: TopologySpec, names: readonly string[], exec: ExecRouter): Promise<void> {
@@ -42,26 +36,22 @@ export async function hyperstopNodes(c: RunContext, spec: TopologySpec, names: r
  * Start stopped nodes again with the same devices and disk, re-creating missing network
  * devices (after a host power loss only disks and `.falcon` remain).
  */
-export async function hyperstartNodes(c: RunContext, spec: TopologySpec, names: readonly string[], d: PowerDeps): Promise<void> {
+export async function hyperstartNodes(c: RunContext, spec: TopologySpec, names: readonly string[], d: BootDeps): Promise<void> {
   const targets = new Map((await Promise.all(names.map((n) => launchedNode(c, spec, n)))).map((t) => [t.spec.name, t]));
   await bringUp(c, spec, names, {
     node: async (n, net) => {
       const { ns, state } = targets.get(n.name)!;
-      if (await vmRunning(vmFiles(c.paths, n.name))) {
-        c.log.log({ kind: 'node', node: n.name, state: 'already running' });
-        return;
-      }
       if (!(await exists(ns.disk)))
         throw new FalconError('NODE_DISK_MISSING', `the disk of node "${n.name}" (${ns.disk}) is gone; destroy the topology and launch it again`);
       // macvtap device numbers change when the devices are re-created.
       ns.fdDevices = fdDevicesOf(net.netdevs[n.name] ?? []);
-      await bootNode(c, { exec: d.exec, deadlineMs: d.deadlineMs(state) }, n, ns, state.accel);
+      await bootNode(c, d, n, ns, state);
     },
   });
 }
 
 /** Reset a node through QMP (like pressing its reset button), then wait for it and set it up again. */
-export async function rebootNode(c: RunContext, spec: TopologySpec, name: string, d: PowerDeps): Promise<void> {
+export async function rebootNode(c: RunContext, spec: TopologySpec, name: string, d: BootDeps): Promise<void> {
   const { spec: n, ns, state } = await launchedNode(c, spec, name);
   const files = vmFiles(c.paths, n.name);
   if (!(await vmRunning(files))) throw new FalconError('NODE_NOT_RUNNING', `node "${n.name}" is not running; start it with hyperstart ${n.name}`);

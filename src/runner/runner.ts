@@ -29,6 +29,7 @@ import { topologyInfo, type TopologyInfo } from './inspect.js';
 import { launchTopology } from './launch.js';
 import { ensureFalconDir, topologyLock, type TopologyLock } from './lock.js';
 import { launchedNode, type LaunchedNode } from './node-state.js';
+import type { BootDeps } from './node-boot.js';
 import { DEFAULT_FALCON_DIR, FalconPaths } from './paths.js';
 import { hyperstartNodes, hyperstopNodes, rebootNode } from './power.js';
 import { PreflightError, hostChecks, topologyProblems, type HostCheck } from './preflight.js';
@@ -181,10 +182,10 @@ export class Runner extends Topology implements AsyncDisposable {
     return topologyLock(this.ctx, this.name, purpose);
   }
 
-  /** How long nodes may take to boot; a bad setting throws before anything is created. */
-  private deadline(): (state: RunState) => number {
+  /** What booting nodes needs: the exec channels and the boot deadline; a bad timeout setting throws before anything is created. */
+  private bootDeps(): BootDeps {
     const setting = bootTimeoutSetting(this.bootTimeoutMs, this.ctx.env);
-    return (state) => bootDeadlineMs(setting, state);
+    return { exec: this.execRouter, deadlineMs: (state: RunState) => bootDeadlineMs(setting, state) };
   }
 
   /** The name of a node given by handle or name. */
@@ -240,10 +241,10 @@ export class Runner extends Topology implements AsyncDisposable {
    * every node has booted and finished its set-up, ready for `exec`.
    */
   async launch(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const deadlineMs = this.deadline();
+    const boot = this.bootDeps();
     await this.preflight();
     await using _lock = await this.lock('launch');
-    await launchTopology(this.context(opts.signal), this.toSpec(), { exec: this.execRouter, deadlineMs });
+    await launchTopology(this.context(opts.signal), this.toSpec(), boot);
   }
 
   /** Stop nodes' VMs (one, several, or every node when none is given), keeping their disks and network. */
@@ -258,17 +259,17 @@ export class Runner extends Topology implements AsyncDisposable {
    * devices (after a host power loss only disks and `.falcon` remain).
    */
   async hyperstart(nodes?: NodeRef | readonly NodeRef[], opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const deadlineMs = this.deadline();
+    const boot = this.bootDeps();
     const names = await this.targetNames(nodes);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstart');
-    await hyperstartNodes(this.context(opts.signal), spec, names, { exec: this.execRouter, deadlineMs });
+    await hyperstartNodes(this.context(opts.signal), spec, names, boot);
   }
 
   /** Reset a node through QMP (like pressing its reset button), then wait for it and set it up again. */
   async reboot(node: NodeRef, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const name = this.nodeName(node);
-    await rebootNode(this.context(opts.signal), await this.effectiveSpec(), name, { exec: this.execRouter, deadlineMs: this.deadline() });
+    await rebootNode(this.context(opts.signal), await this.effectiveSpec(), name, this.bootDeps());
   }
 
   /**
