@@ -58,7 +58,20 @@ export function formatInfo(info: TopologyInfo): string {
     out.push('', `switch ${sw.node}: ${sw.program}${sw.kind === 'softnpu' ? `, cpu port ${sw.cpuPort}` : ''}, ${sw.status}${sw.pid ? ` (pid ${sw.pid})` : ''}, log ${sw.log}`);
     out.push(table(['PORT', 'CONNECTS'], sw.ports.map((p) => [String(p.port), p.to])));
   }
+  if (info.backend) out.push('', ...formatCluster(info.backend));
   return out.join('\n');
+}
+
+function formatCluster(b: NonNullable<TopologyInfo['backend']>): string[] {
+  const out = [`cluster ${b.server} (context ${b.context}), namespace ${b.namespace}${b.podMtu ? `, pod MTU ${b.podMtu}` : ''}`];
+  out.push(
+    table(
+      ['NODE', 'POD', 'HOST', 'POD IP', 'PHASE', 'READY', 'NODE STATE'],
+      b.pods.map((p) => [p.node, p.pod, p.host ?? '-', p.podIP ?? '-', p.phase + (p.restarts ? ` (${p.restarts} restarts)` : ''), p.ready ? 'yes' : 'no', (p.supervisor ?? '-') + (p.error ? `: ${p.error}` : '')]),
+    ),
+  );
+  for (const m of b.mtu.filter((x) => !x.ok)) out.push(`link ${m.link}: ${m.problem}`);
+  return out;
 }
 
 export function formatChecks(checks: HostCheck[]): string {

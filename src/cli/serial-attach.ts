@@ -1,7 +1,7 @@
 /**
  * `falcon serial NODE`: attach the terminal to a node's serial console. ctrl-q leaves.
  */
-import { ConsoleConnection } from '../guest/console.js';
+import { localConsole, type SerialConsole } from '../runner/serial-console.js';
 
 /** The byte a terminal sends for ctrl-q. */
 export const DETACH_KEY = 0x11;
@@ -32,16 +32,16 @@ export interface AttachOptions {
 export type DetachReason = 'detach-key' | 'console-closed' | 'stdin-closed' | 'signal' | 'aborted';
 
 /**
- * Attach stdin/stdout to the console socket until ctrl-q, the console closing (QEMU exited),
+ * Attach stdin/stdout to a console (a local console socket, or a SerialConsole) until ctrl-q, the console closing (QEMU exited),
  * stdin ending, a signal or `signal` aborting. Puts a TTY stdin in raw mode and always restores
  * it. Each call is a fresh connection, so it can be called again after it resolves.
  * @throws ConsoleNotRunningError / ConsoleBusyError (from console.ts) before attaching.
  */
-export async function attachSerial(consoleSocket: string, opts: AttachOptions = {}): Promise<{ reason: DetachReason }> {
+export async function attachSerial(target: string | SerialConsole, opts: AttachOptions = {}): Promise<{ reason: DetachReason }> {
   const stdin = opts.stdin ?? (process.stdin as InputStream);
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
-  const conn = await ConsoleConnection.connect(consoleSocket, { nodeName: opts.nodeName, signal: opts.signal, buffer: false });
+  const conn = typeof target === 'string' ? await localConsole(target, { nodeName: opts.nodeName, signal: opts.signal }) : target;
   const node = conn.nodeName;
 
   const raw = !!stdin.isTTY && typeof stdin.setRawMode === 'function';
@@ -77,10 +77,10 @@ export async function attachSerial(consoleSocket: string, opts: AttachOptions = 
       const buf = typeof data === 'string' ? Buffer.from(data) : data;
       const at = buf.indexOf(DETACH_KEY);
       if (at < 0) {
-        conn.socket.write(buf);
+        conn.write(buf);
         return;
       }
-      if (at > 0) conn.socket.write(buf.subarray(0, at));
+      if (at > 0) conn.write(buf.subarray(0, at));
       leave('detach-key');
     };
     const onEnd = () => {
@@ -94,9 +94,7 @@ export async function attachSerial(consoleSocket: string, opts: AttachOptions = 
       stdin.off('end', onEnd);
     });
 
-    const onClose = () => leave('console-closed', `${node}'s console closed (did its VM stop?)`);
-    conn.socket.on('close', onClose);
-    cleanups.push(() => conn.socket.off('close', onClose));
+    cleanups.push(conn.onClose(() => leave('console-closed', `${node}'s console closed (did its VM stop?)`)));
 
     if (opts.signal) {
       const onAbort = () => leave('aborted');

@@ -118,7 +118,7 @@ export function impairmentLabels(l: LinkInfo): string[] {
 
 /** The graph of a topology as `Runner.info()` describes it. */
 export function topologyGraph(info: TopologyInfo, o: GraphOptions = {}): TopologyGraph {
-  const statusOf = new Map(info.nodes.map((n) => [n.name, n.status]));
+  const statusOf = new Map(info.nodes.map((n) => [n.name, graphStatus(n.status)]));
   const nodes: GraphNode[] = info.nodes.map(vmNode);
   for (const s of info.switches) nodes.push(switchNode(s, statusOf));
   const edges: GraphEdge[] = [];
@@ -148,9 +148,15 @@ export function topologyGraph(info: TopologyInfo, o: GraphOptions = {}): Topolog
   return { topology: info.name, nodes, edges };
 }
 
+/** A node's status as the graph draws it: a cluster's `pod gone` as never launched, `starting` and `failed` as stopped. */
+function graphStatus(s: NodeInfo['status']): GraphNode['status'] {
+  if (s === 'running' || s === 'not launched' || s === 'stopped') return s;
+  return s === 'pod gone' ? 'not launched' : 'stopped';
+}
+
 /** A VM's graph node; disks and devices only when it has some. */
 function vmNode(n: NodeInfo & NodeExtras): GraphNode {
-  const g: GraphNode = { id: graphId('n', n.name), kind: 'node', name: n.name, status: n.status, image: n.image, cores: n.cores, memoryMiB: n.memoryMiB };
+  const g: GraphNode = { id: graphId('n', n.name), kind: 'node', name: n.name, status: graphStatus(n.status), image: n.image, cores: n.cores, memoryMiB: n.memoryMiB };
   if (n.disks?.length) g.disks = n.disks.map((d) => ({ name: d.name, bus: d.bus, sizeGiB: d.sizeGiB, serial: d.serial }));
   if (n.devices?.length) g.devices = n.devices.map((d) => ({ driver: d.driver, props: { ...d.props } }));
   return g;

@@ -4,7 +4,7 @@
  * QEMU, qemu-img, iproute2 and tcpdump; the Node.js that runs this Falcon (Debian 12 has only
  * Node 18, and Falcon needs 20); this package's built `dist/`, `bin/`, production node_modules,
  * C sources and their static binaries (the guest agent, the impairment helper); and the
- * entrypoint `/usr/local/bin/falcon-node`, which runs `dist/k8s/node-main.js`. Written as an OCI
+ * entrypoint `/usr/local/bin/falcon-node`, which runs `dist/pod/main.js`. Written as an OCI
  * archive (src/images/oci.ts) for `ctr -n k8s.io images import`.
  *
  * Cached in the image store's cache (`cache/falcon-node/falcon-node-<hash>.tar`) by a hash of its inputs
@@ -37,7 +37,7 @@ export const NODE_IMAGE_ENTRYPOINT = '/usr/local/bin/falcon-node';
 /** Where this package lives in the image. */
 export const NODE_IMAGE_FALCON_DIR = '/opt/falcon';
 /** The node runtime the entrypoint runs (another part of src/k8s writes it). */
-export const NODE_MAIN = `${NODE_IMAGE_FALCON_DIR}/dist/k8s/node-main.js`;
+export const NODE_MAIN = `${NODE_IMAGE_FALCON_DIR}/dist/pod/main.js`;
 /** Static binaries of the C helpers, for pods that have no compiler. */
 export const NODE_IMAGE_LIBEXEC = `${NODE_IMAGE_FALCON_DIR}/libexec`;
 
@@ -48,7 +48,7 @@ export const FALCON_NODE_LAUNCHER = `#!/bin/sh
 # impairment helper): ${NODE_MAIN}, with the Node.js in this image.
 main=${NODE_MAIN}
 if [ ! -f "$main" ]; then
-	echo "falcon-node: $main is missing: this image was built from a Falcon whose dist/ has no k8s/node-main.js. Build Falcon (npm run build) from a version that has it, then rebuild the image (falcon image build-node --force)." >&2
+	echo "falcon-node: $main is missing: this image was built from a Falcon whose dist/ has no pod/main.js. Build Falcon (npm run build) from a version that has it, then rebuild the image (falcon image build-node --force)." >&2
 	exit 127
 fi
 exec /usr/local/bin/node "$main" "$@"

@@ -6,6 +6,7 @@ import { hostInterfaces } from '../model/naming.js';
 import { nicCount } from '../model/nics.js';
 import type { TopologySpec } from '../model/spec.js';
 import { netContext, type RunContext } from './context.js';
+import type { K8sInfo } from './k8s/info-types.js';
 import { currentImpairments } from './impairments.js';
 import { readState, type RunState } from './state.js';
 import { switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchInfo } from './switches.js';
@@ -25,7 +26,8 @@ export interface NodeInfo {
   devices: { driver: string; props: Record<string, string | number | boolean> }[];
   /** NIC indexes reserved with `bumpRadix` (counted in `radix`; no link takes them). */
   reservedNics: number[];
-  status: 'running' | 'stopped' | 'not launched';
+  /** `pod gone`, `starting` and `failed` occur on a cluster only (the node's pod is gone, not yet running, or its node did not come up). */
+  status: 'running' | 'stopped' | 'not launched' | 'pod gone' | 'starting' | 'failed';
   pid?: number;
 }
 
@@ -48,6 +50,8 @@ export interface TopologyInfo {
   interfaces: TopologyInterfaceInfo[];
   /** The SoftNPU switch processes, one per npu node. */
   switches: SwitchInfo[];
+  /** On a cluster: where the pods are and what they say (absent for the local backend). */
+  backend?: K8sInfo;
 }
 
 async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | undefined): Promise<NodeInfo[]> {

@@ -39,12 +39,26 @@ import { snapshotNode } from './snapshots.js';
 import type { RunState } from './state.js';
 import { NpuControl } from './switches.js';
 import { destroyTopology, removeNetwork } from './teardown.js';
+import { readBackendRecord, type Backend } from './k8s/backend.js';
+import { k8sCapture } from './k8s/capture.js';
+import { k8sDestroy } from './k8s/destroy.js';
+import { k8sInfo } from './k8s/info.js';
+import { k8sLaunch, k8sPreflightAll } from './k8s/launch.js';
+import { podGuestExec } from './k8s/pod-exec.js';
+import { k8sHyperstart, k8sHyperstop, k8sReboot } from './k8s/power.js';
+import { k8sConsole } from './k8s/serial.js';
+import { K8sSession } from './k8s/session.js';
+import { localConsole, type SerialConsole } from './serial-console.js';
+import { falconVersion } from '../util/version.js';
 
 export { LaunchError } from './errors.js';
 export { bootTimeoutFromEnv } from './settings.js';
 export type { NodeInfo, LinkInfo, TopologyInfo } from './inspect.js';
 export type { LinkEndInfo } from './switches.js';
 export type { DumpTarget } from './exec-routing.js';
+export { kubernetes, type Backend, type KubernetesBackend } from './k8s/backend.js';
+export type { K8sInfo, PodInfo } from './k8s/info-types.js';
+export type { SerialConsole } from './serial-console.js';
 
 export interface RunnerOptions {
   /** Where state lives; default `.falcon` beside the topology program (or in the working directory). */
@@ -64,6 +78,11 @@ export interface RunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** The topology is the one saved in the falcon dir (the generic `falcon` CLI), not declared in code. */
   fromSaved?: boolean;
+  /**
+   * Where launch puts the topology: this host (default) or a cluster (`kubernetes({...})`).
+   * Later commands find it in `.falcon/backend.json` without being told.
+   */
+  backend?: Backend;
 }
 
 /** Options of `execDump`: those of `exec`, and where the output goes as it arrives. */
@@ -96,6 +115,7 @@ export class Runner extends Topology implements AsyncDisposable {
   private loaded = false;
   private readonly fromSaved: boolean;
   private readonly execRouter = new ExecRouter();
+  private readonly backend: Backend | undefined;
 
   constructor(name: string, options: RunnerOptions = {}) {
     super(name);
@@ -107,6 +127,7 @@ export class Runner extends Topology implements AsyncDisposable {
     this.persistent = options.persistent ?? false;
     this.fromSaved = options.fromSaved ?? false;
     this.bootTimeoutMs = options.bootTimeoutMs;
+    this.backend = options.backend;
   }
 
   /** Where the topology keeps its state. */
@@ -147,6 +168,7 @@ export class Runner extends Topology implements AsyncDisposable {
       env: this.ctx.env,
       bootTimeoutMs: this.bootTimeoutMs,
       persistent: this.persistent,
+      backend: this.backend,
       ...options,
     });
     r.adopt(this.toSpec());
@@ -188,6 +210,25 @@ export class Runner extends Topology implements AsyncDisposable {
     return { exec: this.execRouter, deadlineMs: (state: RunState) => bootDeadlineMs(setting, state) };
   }
 
+  /** The topology's session on its cluster when `.falcon/backend.json` says it runs on one. */
+  private async cluster(): Promise<K8sSession | undefined> {
+    return K8sSession.open(this.ctx, await this.effectiveSpec());
+  }
+
+  /** The backend launch uses: the one asked for, else the runner's, else this host. */
+  private async launchBackend(asked?: Backend): Promise<Backend> {
+    const b = asked ?? this.backend ?? { kind: 'local' };
+    const rec = await readBackendRecord(this.paths);
+    if (rec && b.kind === 'local')
+      throw new FalconError('INVALID_ARGUMENT', `topology "${this.name}" of ${this.paths.dir} runs on the cluster ${rec.server} (namespace ${rec.namespace}); destroy it there first, or launch with --backend k8s`);
+    return b;
+  }
+
+  /** Refuse an operation the cluster backend does not have, saying why. */
+  private async localOnly(what: string, why: string): Promise<void> {
+    if (await readBackendRecord(this.paths)) throw new FalconError('INVALID_ARGUMENT', `${what} is not available for a topology on a cluster: ${why}`);
+  }
+
   /** The name of a node given by handle or name. */
   private nodeName(node: NodeRef): string {
     if (typeof node === 'string') return node;
@@ -209,8 +250,17 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** The console socket of a node of this topology. */
   async consoleSocket(node: NodeRef): Promise<string> {
+    await this.localOnly('the console socket', 'the console is in the node\'s pod; use console(node) or serial NODE');
     const { spec } = await this.launched(node);
     return this.paths.sockets(spec.name).console;
+  }
+
+  /** A node's serial console, on this host or in its pod on a cluster (what `serial NODE` attaches to). */
+  async console(node: NodeRef): Promise<SerialConsole> {
+    const k = await this.cluster();
+    if (k) return k8sConsole(k, this.nodeName(node));
+    const { spec } = await this.launched(node);
+    return localConsole(this.paths.sockets(spec.name).console, { nodeName: spec.name });
   }
 
   /** The host's prerequisites and the accelerator Falcon would use; `reprobe` boots the KVM probe again instead of using its cached result. */
@@ -226,8 +276,13 @@ export class Runner extends Topology implements AsyncDisposable {
    * prerequisites and the topology's references to the host. Saves `.falcon/topology.json`.
    * Throws a `PreflightError` listing every problem.
    */
-  async preflight(): Promise<void> {
+  async preflight(opts: { backend?: Backend } = {}): Promise<void> {
     const spec = await this.effectiveSpec();
+    const b = await this.launchBackend(opts.backend);
+    if (b.kind === 'k8s') {
+      await k8sPreflightAll(this.ctx, spec, b, falconVersion());
+      return;
+    }
     const problems = await topologyProblems(this.ctx, spec);
     if (problems.length) throw new PreflightError(spec.name, problems);
     const note = await impairPreflightNote(this.ctx, spec);
@@ -240,7 +295,13 @@ export class Runner extends Topology implements AsyncDisposable {
    * Launch the topology: preflight, images, network, then every node in parallel. Returns when
    * every node has booted and finished its set-up, ready for `exec`.
    */
-  async launch(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async launch(opts: { signal?: AbortSignal; backend?: Backend } = {}): Promise<void> {
+    const b = await this.launchBackend(opts.backend);
+    if (b.kind === 'k8s') {
+      const spec = await this.effectiveSpec();
+      await using _lock = await this.lock('launch');
+      return k8sLaunch(this.context(opts.signal), spec, b, falconVersion());
+    }
     const boot = this.bootDeps();
     await this.preflight();
     await using _lock = await this.lock('launch');
@@ -251,6 +312,8 @@ export class Runner extends Topology implements AsyncDisposable {
   async hyperstop(nodes?: NodeRef | readonly NodeRef[]): Promise<void> {
     const names = await this.targetNames(nodes);
     await using _lock = await this.lock('hyperstop');
+    const k = await this.cluster();
+    if (k) return k8sHyperstop(k, names);
     await hyperstopNodes(this.ctx, await this.effectiveSpec(), names, this.execRouter);
   }
 
@@ -263,12 +326,16 @@ export class Runner extends Topology implements AsyncDisposable {
     const names = await this.targetNames(nodes);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstart');
+    const k = await this.cluster();
+    if (k) return k8sHyperstart(k, names);
     await hyperstartNodes(this.context(opts.signal), spec, names, boot);
   }
 
   /** Reset a node through QMP (like pressing its reset button), then wait for it and set it up again. */
   async reboot(node: NodeRef, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const name = this.nodeName(node);
+    const k = await this.cluster();
+    if (k) return k8sReboot(k, name);
     await rebootNode(this.context(opts.signal), await this.effectiveSpec(), name, this.bootDeps());
   }
 
@@ -278,6 +345,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * consistent (as after a power cut: the guest's unsynced writes are not in it).
    */
   async snapshot(node: NodeRef, newImage: string, opts: { signal?: AbortSignal } = {}): Promise<StoredImage> {
+    await this.localOnly('snapshot', "a node's disk lives in its pod's emptyDir; snapshot it on a local launch of the topology");
     const target = await this.launched(node);
     await using _lock = await this.lock('snapshot');
     return snapshotNode(this.context(opts.signal), target, newImage);
@@ -285,6 +353,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Create the topology's host network alone (no VMs). */
   async netcreate(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.localOnly('netcreate', 'the links are made by the pods');
     await this.preflight();
     await using _lock = await this.lock('netcreate');
     const c = this.context(opts.signal);
@@ -294,6 +363,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Remove the topology's host network alone. */
   async netdestroy(): Promise<void> {
+    await this.localOnly('netdestroy', 'the links go with the pods (destroy)');
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('netdestroy');
     await removeNetwork(this.ctx, spec);
@@ -313,6 +383,8 @@ export class Runner extends Topology implements AsyncDisposable {
     }
     const lock = await this.lock('destroy');
     try {
+      const k = await readBackendRecord(this.paths).then((r) => (r ? K8sSession.open(this.ctx, spec) : undefined));
+      if (k) return await k8sDestroy(k, lock);
       this.execRouter.closeAll();
       await destroyTopology(this.ctx, spec, lock);
     } finally {
@@ -322,6 +394,8 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Nodes and links with their host interfaces and MACs, and what is running. */
   async info(): Promise<TopologyInfo> {
+    const k = await this.cluster();
+    if (k) return k8sInfo(k);
     return topologyInfo(this.ctx, await this.effectiveSpec());
   }
 
@@ -369,11 +443,14 @@ export class Runner extends Topology implements AsyncDisposable {
    */
   async capture(endpoint: string, opts: CaptureOptions = {}): Promise<CaptureResult> {
     const spec = await this.effectiveSpec();
+    const k = await this.cluster();
+    if (k) return k8sCapture(k, resolveEndpoint(spec, endpoint), opts);
     return captureOne(this.ctx, resolveEndpoint(spec, endpoint), opts);
   }
 
   /** Capture every NIC of the topology into one pcapng at `output`, one interface per NIC named by its altname. */
   async captureAll(opts: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
+    await this.localOnly('capturing every NIC at once', 'each NIC is in its own pod; capture them one by one (capture NODE:INDEX)');
     const spec = await this.effectiveSpec();
     return captureAll(this.ctx, captureEndpoints(spec), opts);
   }
@@ -428,6 +505,12 @@ export class Runner extends Topology implements AsyncDisposable {
   async exec(node: NodeRef, command: string, opts?: ExecTextOptions): Promise<ExecResult<string>>;
   async exec(node: NodeRef, command: string, opts?: ExecOptions): Promise<ExecResult<string> | ExecResult<Buffer>>;
   async exec(node: NodeRef, command: string, opts: ExecOptions = {}): Promise<ExecResult<string> | ExecResult<Buffer>> {
+    const k = await this.cluster();
+    if (k) {
+      const name = this.nodeName(node);
+      await k.requirePod(name);
+      return encodeResult(await podGuestExec(k.api, k.namespace, k.pod(name), name, command, opts), opts.encoding);
+    }
     const { spec, ns } = await this.launched(node);
     return encodeResult(await this.execRouter.run(this.ctx, spec.name, ns, command, opts), opts.encoding);
   }

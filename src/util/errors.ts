@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   WEB_SERVER: { when: 'the web view could not listen (the port is taken, or not a port)', fix: 'choose another port with --port N, or --port 0 for any free one' },
   WEB_REQUEST: { when: 'a request to the web view was refused: no or a wrong token (403), an unknown route or capture, or a body it cannot use', fix: 'open the URL the web command printed (it carries the token); the message says what the request lacked' },
   INIT_FAILED: { when: 'falcon init could not scaffold a project (the folder has files already)', fix: 'choose an empty or new folder' },
+  K8S: { when: 'the Kubernetes API could not be reached or refused a request (kubeconfig, server, permissions)', fix: 'the message names the kubeconfig, context and server; check them with kubectl' },
+  K8S_POD: { when: "a topology's pod on the cluster did not start, ended, or is gone", fix: 'the message gives the pod\'s phase and reason; kubectl describe pod shows more; hyperstart NODE makes it again' },
   INTERNAL: { when: 'Falcon hit a state it does not expect', fix: 'please report it with the message' },
 } as const satisfies Record<string, { when: string; fix: string }>;
 

@@ -69,7 +69,7 @@ describe('options', () => {
       imagePullPolicy: 'IfNotPresent',
       kvm: false,
       vxlanPort: 4789,
-      cpuAllocationRatio: 1,
+      cpuAllocationRatio: 10,
       baseImages: { from: 'init-container' },
       baseImageRefs: { tiny: 'falcon.local/images/tiny:latest' },
       placement: {},
@@ -128,7 +128,7 @@ describe('resources: cores and memory plus QEMU\'s overhead', () => {
     expect(r.total.milliCpu).toBe(1100 + 500);
     const pod = nodePod(d.toSpec(), 'scrimlet', resolveK8sOptions(d.toSpec(), V), 'x');
     expect(pod.spec.containers.map((c) => [c.name, c.args?.at(-1), c.resources?.requests?.cpu])).toEqual([
-      ['falcon-node', 'scrimlet', '1100m'],
+      ['falcon-node', 'scrimlet', '200m'],
       ['switch', 'scrimlet', '250m'],
       ['sidemux', 'scrimlet.sidemux', '250m'],
     ]);

@@ -8,6 +8,6 @@ export function serialCommand(ctx: CommandContext): Command {
     .description("attach the terminal to a node's serial console; ctrl-q leaves")
     .argument('<node>')
     .action(async (node: string) => {
-      await attachSerial(await ctx.runner().consoleSocket(node), { nodeName: node });
+      await attachSerial(await ctx.runner().console(node), { nodeName: node });
     });
 }
