@@ -39,7 +39,7 @@ export function formatInfo(info: TopologyInfo): string {
         ? `${e.node} switch port ${e.port}`
         : e.socket
           ? `${e.node}[${e.index}] stream ${e.socket} ${e.mac}`
-          : `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
+          : `${e.node}[${e.index}] ${e.ifname} (${e.altname}) ${e.mac}${info.backend || exists.get(e.ifname)?.exists ? '' : ' [absent]'}`;
     const impaired = info.links.some((l) => impairmentLabels(l).length);
     out.push(
       table(

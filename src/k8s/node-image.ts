@@ -3,9 +3,9 @@
  * no registry and no container engine: a Debian bookworm minbase root made by mmdebstrap with
  * QEMU, qemu-img, iproute2 and tcpdump; the Node.js that runs this Falcon (Debian 12 has only
  * Node 18, and Falcon needs 20); this package's built `dist/`, `bin/`, production node_modules,
- * C sources and their static binaries (the guest agent, the impairment helper); and the
- * entrypoint `/usr/local/bin/falcon-node`, which runs `dist/pod/main.js`. Written as an OCI
- * archive (src/images/oci.ts) for `ctr -n k8s.io images import`.
+ * C sources and their static binaries (the guest agent, the impairment helper, the tap-to-switch
+ * helper); and the entrypoint `/usr/local/bin/falcon-node`, which runs `dist/pod/main.js`.
+ * Written as an OCI archive (src/images/oci.ts) for `ctr -n k8s.io images import`.
  *
  * Cached in the image store's cache (`cache/falcon-node/falcon-node-<hash>.tar`) by a hash of its inputs
  * (recipe version, package list, architecture, the Node binary, dist/, bin/, package.json, the
@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAgent } from '../guest/agent-build.js';
 import { buildImpairHelper } from '../host/impair.js';
+import { buildTapsock } from '../host/tapsock.js';
 import { HostCommandError, type ProcessRunner } from '../host/process.js';
 import { ImageError } from '../images/errors.js';
 import { sha256File } from '../images/helpers.js';
@@ -223,7 +224,7 @@ export async function nodeImageInputs(o: { packageRoot: string; nodeBinary: stri
   add('launcher', FALCON_NODE_LAUNCHER);
   add('hook', MMDEBSTRAP_HOOK);
   add('node', await sha256File(o.nodeBinary, o.signal));
-  for (const f of ['package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c']) {
+  for (const f of ['package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c', 'host-helpers/falcon-tapsock.c']) {
     add(f, await sha256File(path.join(o.packageRoot, f), o.signal));
   }
   for (const d of await runtimeDependencies(o.packageRoot)) add(`dependency ${d.dest}`, d.version);
@@ -269,7 +270,7 @@ export async function buildNodeImage(o: NodeImageOptions): Promise<NodeImageResu
 
 /** dist/ must exist; warn when the sources are newer than it (the image would hold old code). */
 async function checkPackage(root: string, log: Logger): Promise<void> {
-  for (const f of ['dist/cli/falcon.js', 'bin/falcon.js', 'package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c']) {
+  for (const f of ['dist/cli/falcon.js', 'bin/falcon.js', 'package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c', 'host-helpers/falcon-tapsock.c']) {
     if (!(await exists(path.join(root, f)))) {
       const fix = f.startsWith('dist/') ? `dist/ holds this package's built JavaScript: run \`npm run build\` in ${root} first` : 'the falcon package is incomplete: reinstall it';
       throw new ImageError('IMAGE_BUILD_FAILED', `cannot build the falcon-node image: ${path.join(root, f)} is missing; ${fix}.`);
@@ -474,7 +475,7 @@ async function installFalcon(o: BuildInputs, root: string): Promise<void> {
   const from = (p: string) => path.join(o.packageRoot, p);
   await mkdir(opt, { recursive: true, mode: 0o755 });
   for (const p of ['dist', 'bin']) await cp(from(p), path.join(opt, p), { recursive: true, verbatimSymlinks: true });
-  for (const p of ['package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c']) {
+  for (const p of ['package.json', 'guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c', 'host-helpers/falcon-tapsock.c']) {
     await mkdir(path.dirname(path.join(opt, p)), { recursive: true });
     await copyFile(from(p), path.join(opt, p));
   }
@@ -492,19 +493,22 @@ async function installFalcon(o: BuildInputs, root: string): Promise<void> {
 }
 
 /**
- * The agent and the impairment helper, compiled here (the pod has no compiler): in libexec under
- * the names the store's cache gives them (`falcon-impair-<hash>`, with a `falcon-impair` symlink),
- * so copying `libexec/falcon-impair-*` to `$FALCON_IMAGE_DIR/cache/bin/` lets Falcon's own code
- * find it without compiling; and already there for the default `/var/lib/falcon/images`.
+ * The agent, the impairment helper and the tap-to-switch helper, compiled here (the pod has no
+ * compiler): in libexec under the names the store's cache gives them (`falcon-impair-<hash>`,
+ * with a `falcon-impair` symlink), so copying `libexec/falcon-impair-*` to
+ * `$FALCON_IMAGE_DIR/cache/bin/` lets Falcon's own code find it without compiling; and already
+ * there for the default `/var/lib/falcon/images`. The pod runs `libexec/falcon-tapsock` by that
+ * plain name (src/pod/wiring.ts tapsockBinary()).
  */
 async function installHelpers(o: BuildInputs, root: string, opt: string): Promise<void> {
   const common = { runner: o.runner, log: o.log, signal: o.signal };
   const agent = await buildAgent({ ...common, cacheDir: path.join(o.store.cacheDir, 'agent') });
   const impair = await buildImpairHelper({ ...common, cacheDir: path.join(o.store.cacheDir, 'bin') });
+  const tapsock = await buildTapsock({ ...common, cacheDir: path.join(o.store.cacheDir, 'bin') });
   const libexec = path.join(opt, 'libexec');
   await mkdir(libexec, { recursive: true, mode: 0o755 });
   const cache = path.join(root, 'var/lib/falcon/images/cache');
-  for (const [bin, name, sub] of [[agent, 'falcon-agent', 'agent'], [impair, 'falcon-impair', 'bin']] as const) {
+  for (const [bin, name, sub] of [[agent, 'falcon-agent', 'agent'], [impair, 'falcon-impair', 'bin'], [tapsock, 'falcon-tapsock', 'bin']] as const) {
     await copyFile(bin, path.join(libexec, path.basename(bin)));
     await chmod(path.join(libexec, path.basename(bin)), 0o755);
     await symlink(path.basename(bin), path.join(libexec, name));

@@ -20,6 +20,7 @@ import { ensureBinaries, type K8sBinaries } from './build.js';
 import { startContainerd, containerdFiles } from './containerd.js';
 import { freePort, SERVICE_IP, startApiserver, startControllerManager, startEtcd, startRelay, startScheduler, waitApiserverReady, type ControlPlaneFiles } from './controlplane.js';
 import { exited, type Daemon } from './daemons.js';
+import { loadFalconImages } from './falcon-images.js';
 import { importImage } from './images.js';
 import { startKubelet } from './kubelet.js';
 import { createCgroupRoot, createMountNamespace, createNetwork, createPinDir, layout, type Layout } from './network.js';
@@ -323,6 +324,7 @@ const USAGE = `usage: npx tsx test/k8s/cluster.ts <command> [options]
   down    tear it down (every process, mount, namespace, interface, cgroup, the state dir)
   status  daemons, nodes, and what is left when it is not up
   build   build and cache the Kubernetes binaries only (--force: again)
+  load    build Falcon's falcon-node image and export base images (default tiny; --image NAME, repeatable), import them into every host
 options: --name N (falcon-k8s)  --hosts N (2)  --state-dir D (/var/tmp/<name>)  --api-port P (16443)
          --replace (up: clear a crashed cluster of that name first)  --keep-logs (down)  --json`;
 
@@ -339,6 +341,7 @@ async function main(argv: string[]): Promise<number> {
       'keep-logs': { type: 'boolean' },
       force: { type: 'boolean' },
       json: { type: 'boolean' },
+      image: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -384,6 +387,12 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       const b = await ensureBinaries({ log: stderrLog, force: values.force });
       out(`${b.built ? 'built' : 'cached'}: ${b.dir} (Debian ${b.manifest.debianVersion}, source sha256 ${b.manifest.source.sha256})`, b);
+      return 0;
+    }
+    case 'load': {
+      const c = await attachCluster(base);
+      const r = await loadFalconImages(c, values.image ?? ['tiny'], (m) => console.error(m));
+      out(`imported ${[...r.node, ...Object.values(r.base)].join(', ')} into every host (${(r.ms / 1000).toFixed(1)} s)`, r);
       return 0;
     }
     default:
