@@ -10,7 +10,8 @@
  * await run(d);
  * ```
  */
-export { Runner, LaunchError } from './runner/runner.js';
+export { Runner, LaunchError, kubernetes } from './runner/runner.js';
+export type { Backend, KubernetesBackend, K8sInfo, PodInfo, SerialConsole } from './runner/runner.js';
 export type { RunnerOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
 export { NpuControl } from './runner/switches.js';
 export type { SwitchInfo, LinkEndInfo } from './runner/switches.js';
