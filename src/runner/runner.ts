@@ -96,6 +96,9 @@ const defaultFalconDir = () => {
   return main ? path.join(path.dirname(path.resolve(main)), DEFAULT_FALCON_DIR) : path.resolve(DEFAULT_FALCON_DIR);
 };
 
+/** Why impair is refused on a cluster, and what to do instead. */
+const IMPAIR_ON_CLUSTER = "Falcon does not impair the tunnels between pods yet; impair the topology on a local launch, or use tc in the nodes themselves";
+
 const STD_DUMP: DumpTarget = { stdout: (b) => void process.stdout.write(b), stderr: (b) => void process.stderr.write(b) };
 
 /**
@@ -425,6 +428,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** `npu()` for a runner that works from the saved topology (the generic CLI): loads it first. */
   async npuOf(node: NodeRef): Promise<NpuControl> {
+    await this.localOnly('npu from this machine', "the switch's control socket is in its pod; program it from inside the npu node over its management UART (/dev/ttyS3), as the softnpu example's demo does");
     await this.effectiveSpec();
     return this.npu(node);
   }
@@ -469,6 +473,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * @throws FalconError IMPAIR_TARGET for a target the topology does not have; TopologyValidationError for out-of-range values.
    */
   async impair(target: string, impairment: Impairment): Promise<ImpairStatus> {
+    await this.localOnly('impair', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
     return await setImpairment(this.ctx, spec, target, impairment);
@@ -476,6 +481,7 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
   async clearImpairment(target: string): Promise<ImpairStatus> {
+    await this.localOnly('impair --clear', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
     return await setImpairment(this.ctx, spec, target, null);
@@ -486,6 +492,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * direction, where they come from, how they are applied, and the helper's counters.
    */
   async impairments(target?: string): Promise<ImpairStatus[]> {
+    await this.localOnly('impair --show', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
     return impairStatus(this.ctx, spec, target === undefined ? undefined : [resolveImpairTarget(spec, target).link]);
   }
