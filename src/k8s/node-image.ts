@@ -42,7 +42,7 @@ export const NODE_MAIN = `${NODE_IMAGE_FALCON_DIR}/dist/pod/main.js`;
 /** Static binaries of the C helpers, for pods that have no compiler. */
 export const NODE_IMAGE_LIBEXEC = `${NODE_IMAGE_FALCON_DIR}/libexec`;
 
-/** The entrypoint: runs node-main with the image's Node, or says clearly that it is missing. k8s/falcon-node is the same file. */
+/** The entrypoint: runs dist/pod/main.js with the image's Node, or says clearly that it is missing. k8s/falcon-node is the same file. */
 export const FALCON_NODE_LAUNCHER = `#!/bin/sh
 # falcon-node: the entrypoint of the falcon-node image. It runs Falcon's host layer for one node
 # of a topology on Kubernetes (QEMU, the disk overlay, the exec agent and console sockets, the

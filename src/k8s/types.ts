@@ -90,6 +90,7 @@ export interface WeightedPodAffinityTerm {
 
 export interface Affinity {
   podAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: WeightedPodAffinityTerm[] };
+  podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: WeightedPodAffinityTerm[] };
   nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: { matchExpressions: LabelSelectorRequirement[] }[] } };
 }
 

@@ -45,6 +45,9 @@ export class Supervisor {
   /** Power operations one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private server: net.Server | undefined;
+  /** Settles once the tunnels exist: a peers request that comes sooner waits for it. */
+  private readonly tunnels: Promise<void>;
+  private tunnelsMade!: (e?: Error) => void;
 
   constructor(private readonly c: RunContext, private readonly spec: TopologySpec, node: string, private readonly e: PodEnv) {
     const n = spec.nodes.find((x) => x.name === node);
@@ -52,6 +55,8 @@ export class Supervisor {
     this.n = n;
     this.wiring = podWiring(spec, node, { vxlanPort: e.vxlanPort, localIp: e.podIp });
     this.helpers = new PortHelpers(this.wiring, c.paths, c.log);
+    this.tunnels = new Promise<void>((resolve, reject) => (this.tunnelsMade = (e) => (e ? reject(e) : resolve())));
+    this.tunnels.catch(() => {});
   }
 
   private get ns(): NodeState {
@@ -78,12 +83,28 @@ export class Supervisor {
 
   /** Everything up to a ready guest; a failure leaves the pod running with phase `failed`, for info and logs. */
   async start(): Promise<void> {
+    try {
+      await this.startNode();
+    } catch (e) {
+      this.phase = 'failed';
+      this.error ??= (e as Error).message;
+      throw e;
+    }
+  }
+
+  private async startNode(): Promise<void> {
     const { c, n } = this;
     await fs.mkdir(c.paths.socketDir, { recursive: true, mode: 0o700 });
     await saveSpec(c.paths, this.spec);
     this.mtu = await podMtu();
     await this.listen();
-    await createTunnels(this.wiring, c.proc, c.signal);
+    try {
+      await createTunnels(this.wiring, c.proc, c.signal);
+      this.tunnelsMade();
+    } catch (e) {
+      this.tunnelsMade(e as Error);
+      throw e;
+    }
     this.helpers.start();
     const img = await c.store.ensure(n.image, c.signal);
     this.state = {
@@ -138,6 +159,7 @@ export class Supervisor {
       return { ...this.status(), ...(pids[0] ? { pid: pids[0] } : {}) };
     }
     if (r.op === 'peers') {
+      await this.tunnels;
       await pointTunnels(this.wiring, r.peers, this.peers, this.c.proc);
       return this.status();
     }

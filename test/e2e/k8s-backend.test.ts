@@ -84,7 +84,9 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     expect(ok(topo('duo', ['exec', ...F, 'piano', 'ping -c 2 -W 3 10.9.0.1']))).toMatch(/2 packets received/);
 
     // The pod goes away under the running topology: info sees it, hyperstart makes it again.
-    const del = await c.kubectlRun(['-n', 'falcon-duo', 'delete', 'pod', 'piano', '--wait=true']);
+    const tDel = Date.now();
+    const del = await c.kubectlRun(['-n', 'falcon-duo', 'delete', 'pod', 'piano', '--wait=true'], { timeoutMs: 180_000 });
+    cost['pod deletion (kubectl delete --wait)'] = `${((Date.now() - tDel) / 1000).toFixed(1)} s`;
     expect(del.code).toBe(0);
     const gone = JSON.parse(ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
     expect(gone.nodes.find((n) => n.name === 'piano')!.status).toBe('pod gone');

@@ -108,6 +108,9 @@ describe('launch flags', () => {
       kind: 'k8s', kubeconfig: 'k.yaml', namespace: 'lab', placement: { gc1: 'h1', gc2: 'h2' }, cpuAllocationRatio: 4, kvm: true,
     });
     expect(backendOf({ backend: 'local', placement: [] })).toEqual({ kind: 'local' });
+    // Neither: the program's own backend; a cluster flag alone means k8s.
+    expect(backendOf({ placement: [] })).toBeUndefined();
+    expect(backendOf({ kubeconfig: 'k.yaml', placement: [] })).toEqual({ kind: 'k8s', kubeconfig: 'k.yaml' });
   });
   it('bad flags are refused with the fix', () => {
     expect(() => backendOf({ backend: 'local', kubeconfig: 'k', placement: [] })).toThrow(/--kubeconfig applies to --backend k8s only/);

@@ -136,7 +136,7 @@ describe('resources: cores and memory plus QEMU\'s overhead', () => {
 });
 
 describe('affinity toward link peers', () => {
-  it('a preferred term per peer, weighted by the links to it, on kubernetes.io/hostname', () => {
+  it('a preferred term per peer, weighted by twice the links to it, on kubernetes.io/hostname; anti-affinity of 1 toward the topology', () => {
     const d = new Topology('tri');
     const [a, b, c] = ['a', 'b', 'c'].map((n) => d.node(n, 'tiny', 1, 256));
     d.link(a!, b!);
@@ -146,8 +146,12 @@ describe('affinity toward link peers', () => {
     expect([...linkPeers(spec, 'a')]).toEqual([['b', 2], ['c', 1]]);
     const terms = podAffinity(spec, 'a')!.podAffinity!.preferredDuringSchedulingIgnoredDuringExecution;
     expect(terms.map((t) => [t.weight, t.podAffinityTerm.labelSelector.matchExpressions[0]!.values[0], t.podAffinityTerm.topologyKey])).toEqual([
-      [2, 'b', 'kubernetes.io/hostname'],
-      [1, 'c', 'kubernetes.io/hostname'],
+      [4, 'b', 'kubernetes.io/hostname'],
+      [2, 'c', 'kubernetes.io/hostname'],
+    ]);
+    // Against the topology's other pods, weaker: a host with a peer and a stranger is neutral.
+    expect(podAffinity(spec, 'a')!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { weight: 1, podAffinityTerm: { labelSelector: { matchExpressions: [{ key: 'falcon.oxide/topology', operator: 'In', values: ['tri'] }] }, topologyKey: 'kubernetes.io/hostname' } },
     ]);
     expect(terms[0]!.podAffinityTerm.labelSelector.matchExpressions[0]!.key).toBe('falcon.oxide/node');
   });

@@ -74,7 +74,7 @@ describe('k8s manifests of the examples', () => {
       expect(schemaProblems(m.objects)).toEqual([]);
       expect(m.objects.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', ...spec.nodes.map(() => 'Pod')]);
       expect(k8sPreflight(spec, resolveK8sOptions(spec, GOLDEN_OPTIONS)).problems).toEqual([]);
-    });
+    }, 30_000); // the first test loads the schemas: slow on a busy machine
   }
 
   it('duo with KVM, image volumes, overcommit and a pin: golden; valid for kubernetes-models, and 1.20 lacks image volumes', async () => {

@@ -48,6 +48,7 @@ function fakePackage(name: string): { root: string; node: string } {
   writeFileSync(path.join(root, 'package.json'), '{"name":"falcon","version":"9.9.9"}\n');
   writeFileSync(path.join(root, 'guest-agent/falcon-agent.c'), 'int main(){return 0;}\n');
   writeFileSync(path.join(root, 'host-helpers/falcon-impair.c'), 'int main(){return 0;}\n');
+  writeFileSync(path.join(root, 'host-helpers/falcon-tapsock.c'), 'int main(){return 0;}\n');
   const node = path.join(root, 'node-binary');
   writeFileSync(node, 'ELF');
   return { root, node };
@@ -134,6 +135,17 @@ describe('k8s/Dockerfile', () => {
     expect(excludes.split('\\\n').map((s) => s.trim().replace(/^'|'$/g, '')).filter(Boolean)).toEqual([...NODE_IMAGE_PATH_EXCLUDES]);
     expect(text).toContain(`ENTRYPOINT ["${NODE_IMAGE_ENTRYPOINT}"]`);
     expect(text).toContain('COPY k8s/falcon-node /usr/local/bin/falcon-node');
+  });
+
+  it('compiles the same C helpers into libexec under plain names (the pod runs libexec/falcon-tapsock)', () => {
+    const loop = /for p in ([^;]+); do/.exec(text)![1]!.trim().split(/\s+/);
+    expect(loop).toEqual(['falcon-agent', 'falcon-impair', 'falcon-tapsock']);
+    expect(text).toContain('COPY --from=helpers /out/ /opt/falcon/libexec/');
+    const ignore = readFileSync(path.join(repo, 'k8s/Dockerfile.dockerignore'), 'utf8');
+    for (const c of ['guest-agent/falcon-agent.c', 'host-helpers/falcon-impair.c', 'host-helpers/falcon-tapsock.c']) {
+      expect(text).toContain(c);
+      expect(ignore).toContain(`!${c}`);
+    }
   });
 
   it('removes from npm ci --omit=dev what the builder leaves out', async () => {

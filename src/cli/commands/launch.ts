@@ -5,7 +5,7 @@ import { FalconError } from '../../util/errors.js';
 import type { CommandContext } from '../context.js';
 
 interface LaunchFlags {
-  backend: string;
+  backend?: string;
   kubeconfig?: string;
   context?: string;
   namespace?: string;
@@ -48,15 +48,18 @@ export function backendOf(f: LaunchFlags) {
   if (port !== undefined) k.vxlanPort = port;
   if (f.kvm) k.kvm = true;
   const used = Object.keys(k);
-  if (f.backend === 'local' && used.length) throw new FalconError('INVALID_ARGUMENT', `--${used[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to --backend k8s only`);
-  return backendByName(f.backend, k);
+  // No --backend and no cluster flag: the program's own choice (new Runner(name, { backend })).
+  if (f.backend === undefined && !used.length) return undefined;
+  const name = f.backend ?? 'k8s';
+  if (name === 'local' && used.length) throw new FalconError('INVALID_ARGUMENT', `--${used[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} applies to --backend k8s only`);
+  return backendByName(name, k);
 }
 
 export function launchCommand(ctx: CommandContext): Command {
   const collect = (v: string, prev: string[]) => [...prev, v];
   return new Command('launch')
     .description('preflight, then create the network and boot every node; returns when all are ready')
-    .addOption(new Option('--backend <kind>', 'where the topology runs: local (this host) or k8s (a Kubernetes cluster)').default('local'))
+    .addOption(new Option('--backend <kind>', "where the topology runs: local (this host) or k8s (a Kubernetes cluster); default the program's choice, else local"))
     .option('--kubeconfig <file>', 'k8s: the kubeconfig (default $KUBECONFIG, else ~/.kube/config)')
     .option('--context <name>', 'k8s: a context of the kubeconfig (default its current one)')
     .option('--namespace <ns>', 'k8s: an existing namespace to use (default falcon-<topology>, made and deleted by Falcon)')
