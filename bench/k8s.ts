@@ -24,7 +24,7 @@ import path from 'node:path';
 import { Runner, kubernetes, mb } from '../src/index.js';
 import { startCluster, type Cluster } from '../test/k8s/cluster.js';
 import { loadFalconImages } from '../test/k8s/falcon-images.js';
-import { errorText, fmtMs, ratio, recordingLogger, rmrf, sleepFor, stats, timed, withTimeout, type Row } from './lib.js';
+import { errorText, fmtMs, ratio, recordingLogger, rmrf, sleepFor, stats, table, timed, withTimeout, type Row } from './lib.js';
 
 const CLUSTER = 'falcon-k8s-bench';
 const PORT = 5201;
@@ -61,18 +61,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-function table(rows: Row[]): string {
-  const head = { section: 'section', measure: 'measure', falcon: 'k8s (2 hosts)', baseline: 'local (baseline)', ratio: 'ratio' };
-  const cols = ['section', 'measure', 'falcon', 'baseline', 'ratio'] as const;
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(head[c].length, ...rows.map((r) => (r[c] ?? '').length))])) as Record<(typeof cols)[number], number>;
-  const line = (r: Partial<Row>) => cols.map((c) => (r[c] ?? '').padEnd(width[c])).join(' | ').trimEnd();
-  const out = [line(head), cols.map((c) => '-'.repeat(width[c])).join('-|-')];
-  for (const r of rows) {
-    out.push(line(r));
-    if (r.note) out.push(`${' '.repeat(width.section)} |   ${r.note}`);
-  }
-  return out.join('\n');
-}
 
 function qemuVersion(): string | undefined {
   try {
@@ -348,7 +336,7 @@ async function main(): Promise<number> {
   process.stdout.write(
     `\nFalcon k8s benchmark, ${new Date().toISOString()}: ${host.cores} cores (${host.cpu}); ${host.qemu}; load average at start ${host.loadavg.map((x) => x.toFixed(2)).join(' ')}; ` +
       `${opts.rounds} round(s)\n\n` +
-      table(rows) +
+      table(rows, { falcon: 'k8s (2 hosts)', baseline: 'local (baseline)' }) +
       `\n\nJSON: ${path.relative(process.cwd(), file)} (${fmtMs(Date.now() - started)})\n`,
   );
   return errors.length ? 1 : 0;

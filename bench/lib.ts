@@ -362,3 +362,17 @@ export function errorText(e: unknown): string {
 }
 
 export const relPath = (repo: string, p: string) => path.relative(repo, p) || '.';
+
+/** The bench's table: a row per figure, its note indented under it; `labels` names the figure and baseline columns. */
+export function table(rows: Row[], labels: { falcon: string; baseline: string } = { falcon: 'falcon', baseline: 'baseline' }): string {
+  const head = { section: 'section', measure: 'measure', falcon: labels.falcon, baseline: labels.baseline, ratio: 'ratio' };
+  const cols = ['section', 'measure', 'falcon', 'baseline', 'ratio'] as const;
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(head[c].length, ...rows.map((r) => (r[c] ?? '').length))])) as Record<(typeof cols)[number], number>;
+  const line = (r: Partial<Row>) => cols.map((c) => (r[c] ?? '').padEnd(width[c])).join(' | ').trimEnd();
+  const out = [line(head), cols.map((c) => '-'.repeat(width[c])).join('-|-')];
+  for (const r of rows) {
+    out.push(line(r));
+    if (r.note) out.push(`${' '.repeat(width.section)} |   ${r.note}`);
+  }
+  return out.join('\n');
+}

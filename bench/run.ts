@@ -26,7 +26,7 @@ import { memorySection } from './memory.js';
 import { netSection } from './net.js';
 import { softnpuSection } from './softnpu.js';
 import { startupSection } from './startup.js';
-import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
+import { Cleanups, errorText, fmtMs, recordingLogger, rmrf, table, withTimeout, type BenchOptions, type Ctx, type Row, type SectionResult } from './lib.js';
 
 const SECTIONS = ['launch', 'destroy', 'boot', 'exec', 'startup', 'memory', 'disk', 'net', 'softnpu', 'impair'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -102,18 +102,6 @@ function hostFacts(): Record<string, unknown> {
   };
 }
 
-function table(rows: Row[]): string {
-  const head = { section: 'section', measure: 'measure', falcon: 'falcon', baseline: 'baseline', ratio: 'ratio' };
-  const cols = ['section', 'measure', 'falcon', 'baseline', 'ratio'] as const;
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(head[c].length, ...rows.map((r) => (r[c] ?? '').length))])) as Record<(typeof cols)[number], number>;
-  const line = (r: Partial<Row>) => cols.map((c) => (r[c] ?? '').padEnd(width[c])).join(' | ').trimEnd();
-  const out = [line(head), cols.map((c) => '-'.repeat(width[c])).join('-|-')];
-  for (const r of rows) {
-    out.push(line(r));
-    if (r.note) out.push(`${' '.repeat(width.section)} |   ${r.note}`);
-  }
-  return out.join('\n');
-}
 
 async function main(): Promise<number> {
   const { opts, only } = parseArgs(process.argv.slice(2));

@@ -54,21 +54,28 @@ export interface TopologyInfo {
   backend?: K8sInfo;
 }
 
+/** What info says of a node from the topology alone, whatever the backend. */
+export function declaredNodeInfo(spec: TopologySpec, n: TopologySpec['nodes'][number]): Omit<NodeInfo, 'disks' | 'status' | 'pid'> {
+  return {
+    name: n.name,
+    id: n.id,
+    image: n.image,
+    cores: n.cores,
+    memoryMiB: n.memoryMiB,
+    radix: nicCount(spec, n.name),
+    mounts: n.mounts,
+    devices: (n.devices ?? []).map((d) => structuredClone(d)),
+    reservedNics: [...(n.reservedNics ?? [])],
+  };
+}
+
 async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | undefined): Promise<NodeInfo[]> {
   return Promise.all(
     spec.nodes.map(async (n) => {
       const pids = state?.nodes[n.name] ? await vmPids(vmFiles(c.paths, n.name)) : [];
       return {
-        name: n.name,
-        id: n.id,
-        image: n.image,
-        cores: n.cores,
-        memoryMiB: n.memoryMiB,
-        radix: nicCount(spec, n.name),
-        mounts: n.mounts,
+        ...declaredNodeInfo(spec, n),
         disks: c.store.extraDisks(spec.name, n).map(({ name, sizeGiB, bus, serial, path }) => ({ name, sizeGiB, bus, serial, path })),
-        devices: (n.devices ?? []).map((d) => structuredClone(d)),
-        reservedNics: [...(n.reservedNics ?? [])],
         status: pids.length ? 'running' : state?.nodes[n.name]?.qemuArgs ? 'stopped' : 'not launched',
         pid: pids[0],
       } satisfies NodeInfo;

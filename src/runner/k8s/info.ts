@@ -4,8 +4,7 @@
  * phase, what its supervisor says, and every tunnelled link's MTU verdict.
  */
 import { k8sLinkEnds, linkMtuChecks } from '../../k8s/index.js';
-import { nicCount } from '../../model/nics.js';
-import type { NodeInfo, LinkInfo, TopologyInfo } from '../inspect.js';
+import { declaredNodeInfo, type NodeInfo, type LinkInfo, type TopologyInfo } from '../inspect.js';
 import { switchPlans } from '../../model/softnpu.js';
 import { switchInfo, type SwitchInfo } from '../switches.js';
 import type { PodView } from './api.js';
@@ -34,19 +33,8 @@ export async function k8sInfo(s: K8sSession): Promise<TopologyInfo> {
   const { spec } = s;
   const pods = await s.pods();
   const infos = await Promise.all(spec.nodes.map((n) => podInfo(s, n.name, pods.get(s.pod(n.name)))));
-  const nodes: NodeInfo[] = spec.nodes.map((n, i) => ({
-    name: n.name,
-    id: n.id,
-    image: n.image,
-    cores: n.cores,
-    memoryMiB: n.memoryMiB,
-    radix: nicCount(spec, n.name),
-    mounts: n.mounts,
-    disks: [],
-    devices: (n.devices ?? []).map((d) => structuredClone(d)),
-    reservedNics: [...(n.reservedNics ?? [])],
-    status: nodeStatus(infos[i]!),
-  }));
+  // Extra disks live in the pods: none on this machine.
+  const nodes: NodeInfo[] = spec.nodes.map((n, i) => ({ ...declaredNodeInfo(spec, n), disks: [], status: nodeStatus(infos[i]!) }));
   const ends = k8sLinkEnds(spec, s.namespace);
   const links: LinkInfo[] = spec.links.map((l, i) => {
     const e = ends.get(i);
