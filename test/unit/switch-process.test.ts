@@ -358,13 +358,21 @@ describe('switch process (spawned, real QEMU)', () => {
         } catch {
           return false;
         }
-      }).then(
-        () =>
-          new Promise<net.Socket>((res, rej) => {
-            const s = net.createConnection({ path: path.join(dir, 'qb') }, () => res(s));
-            s.once('error', rej);
-          }),
-      );
+      }).then(async () => {
+        // The socket file exists once QEMU has bound it, a moment before it listens.
+        const end = Date.now() + 10_000;
+        for (;;) {
+          try {
+            return await new Promise<net.Socket>((res, rej) => {
+              const s = net.createConnection({ path: path.join(dir, 'qb') }, () => res(s));
+              s.once('error', rej);
+            });
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > end) throw e;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      });
       const got: Buffer[] = [];
       const r = new FrameReader((f) => got.push(Buffer.from(f)));
       sock.on('data', (d) => r.push(d));
