@@ -6,7 +6,7 @@
  * and gc2 on different hosts pinging through the switch in the scrimlet's pod. Each ends with a
  * destroy that leaves no namespace, pod or falcon dir behind. Prints what it cost.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,13 +18,29 @@ import { newRunner, tempDir } from './helpers.js';
 const NAME = 'falcon-k8s-be';
 const repo = path.resolve(__dirname, '../..');
 
-/** `npx tsx examples/<example>.ts ARGS` as a user runs it. */
-function topo(example: string, args: string[], input?: string) {
-  const r = spawnSync('npx', ['tsx', `examples/${example}.ts`, ...args], { cwd: repo, encoding: 'utf8', timeout: 600_000, input, env: { ...process.env, FALCON_LOG: 'warn' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/**
+ * `npx tsx examples/<example>.ts ARGS` as a user runs it. Asynchronous: a synchronous spawn
+ * blocks the test worker for minutes, and vitest's own RPC then times out.
+ */
+function topo(example: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npx', ['tsx', `examples/${example}.ts`, ...args], { cwd: repo, env: { ...process.env, FALCON_LOG: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
 }
 
-function ok(r: ReturnType<typeof topo>): string {
+async function ok(p: ReturnType<typeof topo>): Promise<string> {
+  const r = await p;
   if (r.code !== 0) throw new Error(`exit ${r.code}\n${r.stderr}\n${r.stdout}`);
   return r.stdout;
 }
@@ -56,48 +72,48 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     const dir = tempDir('k8s-duo');
     const F = ['--falcon-dir', path.join(dir, '.falcon')];
     const t0 = Date.now();
-    ok(topo('duo', ['launch', ...F, '--backend', 'k8s', '--kubeconfig', c.kubeconfig]));
+    await ok(topo('duo', ['launch', ...F, '--backend', 'k8s', '--kubeconfig', c.kubeconfig]));
     cost['duo launch'] = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     const rec = JSON.parse(readFileSync(path.join(dir, '.falcon', 'backend.json'), 'utf8')) as { kind: string; namespace: string; server: string };
     expect(rec).toMatchObject({ kind: 'k8s', namespace: 'falcon-duo', server: c.server });
 
     // Later commands find the cluster in .falcon/backend.json.
-    const info = JSON.parse(ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
+    const info = JSON.parse(await ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
     expect(info.backend?.pods.map((p) => [p.node, p.phase, p.supervisor])).toEqual([['violin', 'Running', 'ready'], ['piano', 'Running', 'ready']]);
     expect(info.links[0]!.a.ifname).toBe('falcon-duo/violin:nic0');
 
-    const failing = topo('duo', ['exec', ...F, 'violin', 'echo out; echo oops >&2; exit 3']);
+    const failing = await topo('duo', ['exec', ...F, 'violin', 'echo out; echo oops >&2; exit 3']);
     expect([failing.code, failing.stdout.trim(), failing.stderr.trim()]).toEqual([3, 'out', 'oops']);
 
-    ok(topo('duo', ['exec', ...F, 'violin', 'ip link set eth0 up && ip addr add 10.9.0.1/24 dev eth0']));
-    ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
-    expect(ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 2 -W 3 10.9.0.2']))).toMatch(/2 packets received/);
+    await ok(topo('duo', ['exec', ...F, 'violin', 'ip link set eth0 up && ip addr add 10.9.0.1/24 dev eth0']));
+    await ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
+    expect(await ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 2 -W 3 10.9.0.2']))).toMatch(/2 packets received/);
 
-    const serial = topo('duo', ['serial', ...F, 'violin'], '\necho serial-$((6*7))\n');
+    const serial = await topo('duo', ['serial', ...F, 'violin'], '\necho serial-$((6*7))\n');
     expect(serial.stdout).toContain('serial-42');
 
-    ok(topo('duo', ['hyperstop', ...F, 'piano']));
-    const stopped = JSON.parse(ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
+    await ok(topo('duo', ['hyperstop', ...F, 'piano']));
+    const stopped = JSON.parse(await ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
     expect(stopped.nodes.map((n) => n.status)).toEqual(['running', 'stopped']);
-    ok(topo('duo', ['hyperstart', ...F, 'piano']));
-    ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
-    expect(ok(topo('duo', ['exec', ...F, 'piano', 'ping -c 2 -W 3 10.9.0.1']))).toMatch(/2 packets received/);
+    await ok(topo('duo', ['hyperstart', ...F, 'piano']));
+    await ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
+    expect(await ok(topo('duo', ['exec', ...F, 'piano', 'ping -c 2 -W 3 10.9.0.1']))).toMatch(/2 packets received/);
 
     // The pod goes away under the running topology: info sees it, hyperstart makes it again.
     const tDel = Date.now();
     const del = await c.kubectlRun(['-n', 'falcon-duo', 'delete', 'pod', 'piano', '--wait=true'], { timeoutMs: 180_000 });
     cost['pod deletion (kubectl delete --wait)'] = `${((Date.now() - tDel) / 1000).toFixed(1)} s`;
     expect(del.code).toBe(0);
-    const gone = JSON.parse(ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
+    const gone = JSON.parse(await ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
     expect(gone.nodes.find((n) => n.name === 'piano')!.status).toBe('pod gone');
-    const down = topo('duo', ['exec', ...F, 'piano', 'true']);
+    const down = await topo('duo', ['exec', ...F, 'piano', 'true']);
     expect(down.code).not.toBe(0);
     expect(down.stderr).toMatch(/no pod .*hyperstart piano/);
-    ok(topo('duo', ['hyperstart', ...F, 'piano']));
-    ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
-    expect(ok(topo('duo', ['exec', ...F, 'piano', 'ping -c 2 -W 3 10.9.0.1']))).toMatch(/2 packets received/);
+    await ok(topo('duo', ['hyperstart', ...F, 'piano']));
+    await ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
+    expect(await ok(topo('duo', ['exec', ...F, 'piano', 'ping -c 2 -W 3 10.9.0.1']))).toMatch(/2 packets received/);
 
-    ok(topo('duo', ['destroy', ...F]));
+    await ok(topo('duo', ['destroy', ...F]));
     expect(await namespaces()).not.toContain('falcon-duo');
     expect(existsSync(path.join(dir, '.falcon'))).toBe(false);
   });
@@ -140,14 +156,14 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     const dir = tempDir('k8s-softnpu');
     const F = ['--falcon-dir', path.join(dir, '.falcon')];
     const [h1, h2] = c.hosts.map((h) => h.name) as [string, string];
-    ok(topo('softnpu', ['launch', ...F, '--backend', 'k8s', '--kubeconfig', c.kubeconfig, '--placement', `gc1=${h1}`, '--placement', `gc2=${h2}`]));
-    const info = JSON.parse(ok(topo('softnpu', ['info', ...F, '--json']))) as TopologyInfo;
+    await ok(topo('softnpu', ['launch', ...F, '--backend', 'k8s', '--kubeconfig', c.kubeconfig, '--placement', `gc1=${h1}`, '--placement', `gc2=${h2}`]));
+    const info = JSON.parse(await ok(topo('softnpu', ['info', ...F, '--json']))) as TopologyInfo;
     const hostOf = Object.fromEntries(info.backend!.pods.map((p) => [p.node, p.host]));
     expect([hostOf.gc1, hostOf.gc2]).toEqual([h1, h2]);
     expect(info.switches.map((s) => [s.node, s.status])).toEqual([['scrimlet', 'running']]);
-    const demo = ok(topo('softnpu', ['demo', ...F]));
+    const demo = await ok(topo('softnpu', ['demo', ...F]));
     expect(demo).toMatch(/3 packets transmitted, 3 packets received/);
-    ok(topo('softnpu', ['destroy', ...F]));
+    await ok(topo('softnpu', ['destroy', ...F]));
     expect(await namespaces()).not.toContain('falcon-softnpu');
   });
 });
