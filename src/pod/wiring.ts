@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { tunnelPeerCommands, type PodWiring } from '../k8s/index.js';
 import type { ProcessRunner } from '../host/process.js';
+import { tapsockArgs } from '../host/tapsock.js';
 import type { FalconPaths } from '../runner/paths.js';
 import { FalconError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -66,7 +67,7 @@ export class PortHelpers {
 
   private spawnOne(tap: string, socket: string): void {
     if (this.stopping) return;
-    const child = spawn(tapsockBinary(), ['--tap', tap, '--socket', socket], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(tapsockBinary(), tapsockArgs({ tap, socket }), { stdio: ['ignore', 'inherit', 'inherit'] });
     this.children.set(tap, child);
     child.on('exit', (code, sig) => {
       if (this.stopping) return;
