@@ -90,10 +90,24 @@ export function netemCommands(taps: LinkTaps, want: DirectedImpairment | undefin
   return out;
 }
 
-/** `tc` commands that route a link through the helper's taps (which must exist). */
-export function helperWireCommands(taps: LinkTaps): string[][] {
-  const hab = impairTapName(taps.a);
-  const hba = impairTapName(taps.b);
+/** The helper's two taps: `ab` carries what `a` sends, `ba` what `b` sends. */
+export interface HelperTaps {
+  ab: string;
+  ba: string;
+}
+
+/** The helper's taps of a link on one host: named after the link's taps (`fn1e0` -> `fn1i0`). */
+export function hostHelperTaps(taps: LinkTaps): HelperTaps {
+  return { ab: impairTapName(taps.a), ba: impairTapName(taps.b) };
+}
+
+/**
+ * `tc` commands that route a link through the helper's taps (which must exist). `taps` are the
+ * devices the link joins (two taps on a host; a NIC's tap and its VXLAN device in a pod).
+ */
+export function helperWireCommands(taps: LinkTaps, helper: HelperTaps = hostHelperTaps(taps)): string[][] {
+  const hab = helper.ab;
+  const hba = helper.ba;
   return [
     ['qdisc', 'replace', 'dev', hab, 'handle', 'ffff:', 'ingress'],
     ['qdisc', 'replace', 'dev', hba, 'handle', 'ffff:', 'ingress'],
@@ -143,8 +157,8 @@ export interface HelperFiles {
 }
 
 /** The helper's command line (its config path is unique per link: destroy finds it by that). */
-export function helperArgs(taps: LinkTaps, files: HelperFiles): string[] {
-  return ['--tap-ab', impairTapName(taps.a), '--tap-ba', impairTapName(taps.b), '--config', files.config, '--stats', files.stats, '--pid-file', files.pidFile];
+export function helperArgs(helper: HelperTaps, files: HelperFiles): string[] {
+  return ['--tap-ab', helper.ab, '--tap-ba', helper.ba, '--config', files.config, '--stats', files.stats, '--pid-file', files.pidFile];
 }
 
 /** Per-direction counters the helper keeps (see falcon-impair.c). */

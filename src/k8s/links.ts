@@ -24,7 +24,6 @@
  */
 import { peerCommands, tunnelCommands } from '../host/vxlan.js';
 import { createHash } from 'node:crypto';
-import type { Impairment } from '../model/impair.js';
 import { altName, defaultMac } from '../model/naming.js';
 import { npuPlans, sidemuxPlans, type NpuPlan } from '../model/softnpu.js';
 import { endpoints, sidemuxName, type Endpoint, type LinkSpec, type TopologySpec } from '../model/spec.js';
@@ -80,8 +79,6 @@ export interface TunnelEnd {
   vxlan: string;
   /** The original's interface name, given to a NIC's tap as its altname. */
   altname?: string;
-  /** The impairment of what this end sends (netem on its VXLAN device's root qdisc). */
-  sends?: Impairment;
 }
 
 /** One link as a tunnel between two pods. */
@@ -126,7 +123,7 @@ export function switchPortTapName(link: number): string {
   return `swp${link}`;
 }
 
-function nicEnd(spec: TopologySpec, e: Endpoint, sends?: Impairment): TunnelEnd {
+function nicEnd(spec: TopologySpec, e: Endpoint): TunnelEnd {
   const mac = (e.mac ?? defaultMac(spec.name, e.node, e.index)).toLowerCase();
   const end: TunnelEnd = {
     node: e.node,
@@ -136,7 +133,6 @@ function nicEnd(spec: TopologySpec, e: Endpoint, sends?: Impairment): TunnelEnd 
     vxlan: vxlanName(e.link),
     altname: altName(spec.name, e.node, e.index),
   };
-  if (sends) end.sends = sends;
   return end;
 }
 
@@ -179,12 +175,25 @@ export function tunnels(spec: TopologySpec): Tunnel[] {
     let t: Tunnel | undefined;
     if (l.kind === 'link') {
       const [ea, eb] = [eps.find((e) => e.link === link && e.side === 'a'), eps.find((e) => e.link === link && e.side === 'b')];
-      if (ea && eb) t = { link, kind: 'link', vni: vni(spec.name, link), a: nicEnd(spec, ea, l.impair?.ab), b: nicEnd(spec, eb, l.impair?.ba) };
+      if (ea && eb) t = { link, kind: 'link', vni: vni(spec.name, link), a: nicEnd(spec, ea), b: nicEnd(spec, eb) };
     } else if (l.kind === 'softnpu') t = softnpuTunnel(spec, link, eps, plans);
     else if (l.kind === 'sidecar') t = sidecarTunnel(spec, link, eps);
     if (t) out.push(t);
   });
   return out;
+}
+
+/**
+ * The impairment helper's taps for link `link` in the pod of the link's `a` end, which impairs
+ * both directions (what `a` sends on its way out, what `b` sends on its way in), as one helper
+ * does both on a host.
+ *
+ * ```ts
+ * impairHelperTaps(2); // { ab: 'iab2', ba: 'iba2' }
+ * ```
+ */
+export function impairHelperTaps(link: number): { ab: string; ba: string } {
+  return { ab: `iab${link}`, ba: `iba${link}` };
 }
 
 /** One NIC of a pod's VM, in the guest's order, and how QEMU gets it. */

@@ -25,6 +25,17 @@ export interface PodStatus {
   accel: 'kvm' | 'tcg';
   /** When the node last became ready (ISO time). */
   readyAt?: string;
+  /** The impairment helpers this pod runs, by link index (the pod of a link's `a` end runs its). */
+  impair?: Record<string, PodImpairState>;
+}
+
+/** One link's impairment helper in a pod. */
+export interface PodImpairState {
+  /** The helper's config (falcon-impair's format: one line per impaired direction). */
+  config: string;
+  pid?: number;
+  /** Its counters per direction (`ab`: what the link's `a` end sends), as falcon-impair writes them. */
+  stats?: Record<string, Record<string, number>>;
 }
 
 export type PodRequest =
@@ -36,23 +47,27 @@ export type PodRequest =
   /** hyperstart: QEMU starts again with the same devices and disk; replies once the guest is ready. */
   | { op: 'start' }
   /** reboot: a reset through QMP, then the wait and the set-up. */
-  | { op: 'reboot' };
+  | { op: 'reboot' }
+  /** Route link `link` through an impairment helper with this config, or (null) straight again. */
+  | { op: 'impair'; link: number; config: string | null };
 
 export type PodReply = { ok: true; status: PodStatus } | { ok: false; error: string; code?: string; status?: PodStatus };
 
 /** The control socket's name in the pod's socket folder. */
 export const POD_CONTROL_SOCKET = 'pod.ctl';
 
-const OPS = new Set(['status', 'peers', 'stop', 'start', 'reboot']);
+const OPS = new Set(['status', 'peers', 'stop', 'start', 'reboot', 'impair']);
 
 /** Parse one request line; throws with what is wrong. */
 export function parsePodRequest(line: string): PodRequest {
-  const v = JSON.parse(line) as { op?: unknown; peers?: unknown };
+  const v = JSON.parse(line) as { op?: unknown; peers?: unknown; link?: unknown; config?: unknown };
   if (typeof v !== 'object' || v === null || typeof v.op !== 'string' || !OPS.has(v.op)) throw new FalconError('INVALID_ARGUMENT', `unknown request ${line.slice(0, 80)}; the ops are ${[...OPS].join(', ')}`);
   if (v.op === 'peers') {
     const p = v.peers;
     if (typeof p !== 'object' || p === null || Object.values(p).some((ip) => typeof ip !== 'string' || !/^[0-9a-fA-F:.]+$/.test(ip)))
       throw new FalconError('INVALID_ARGUMENT', 'peers takes {"peers": {"<link>": "<pod IP>"}}');
   }
+  if (v.op === 'impair' && (!Number.isInteger(v.link) || (v.link as number) < 0 || (v.config !== null && typeof v.config !== 'string')))
+    throw new FalconError('INVALID_ARGUMENT', 'impair takes {"link": <link index>, "config": "<falcon-impair config>" | null}');
   return v as PodRequest;
 }

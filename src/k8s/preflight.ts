@@ -78,10 +78,6 @@ function collisionProblems(spec: TopologySpec, o: ResolvedK8sOptions): TopologyP
 
 function mappedWarnings(spec: TopologySpec, o: ResolvedK8sOptions): TopologyProblem[] {
   const out: TopologyProblem[] = [];
-  spec.links.forEach((l, i) => {
-    if (l.kind === 'link' && l.impair && (l.impair.ab || l.impair.ba))
-      out.push({ path: `links[${i}].impair`, message: 'the declared impairment is not applied on a cluster: Falcon does not impair the tunnels between pods yet', fix: 'launch locally to test with it, or apply tc inside the nodes' });
-  });
   for (const n of spec.nodes) {
     n.mounts.forEach((m, i) =>
       out.push({

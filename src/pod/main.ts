@@ -4,7 +4,7 @@
  *   falcon-node run --topology FILE --node NAME         the node: tunnels, QEMU, agent, set-up; then serves its control socket
  *   falcon-node switch --topology FILE --switch NAME    a SoftNPU switch or sidemux of this pod
  *   falcon-node ready [--switch NAME]                   the readiness probe: exit 0 once the guest (the switch) answers
- *   falcon-node ctl OP [--peers JSON]                   a request to the supervisor: status, peers, stop, start, reboot
+ *   falcon-node ctl OP [--body JSON]                    a request to the supervisor: status, peers, stop, start, reboot, impair
  *   falcon-node exec --node NAME [--timeout-ms N] [--stdin-bytes N] [--env-json J] -- COMMAND
  *   falcon-node serial --node NAME                      the serial console on stdin/stdout
  *   falcon-node capture --tap TAP [--count N] [-- FILTER...]   pcap of a tunnel tap on stdout
@@ -63,8 +63,8 @@ async function ready(o: { switch?: string }): Promise<void> {
   }
 }
 
-async function ctl(op: string, o: { peers?: string; timeoutMs?: string }): Promise<void> {
-  const req = (op === 'peers' ? { op, peers: JSON.parse(o.peers ?? '{}') } : { op }) as PodRequest;
+async function ctl(op: string, o: { body?: string; timeoutMs?: string }): Promise<void> {
+  const req = { ...(JSON.parse(o.body ?? '{}') as object), op } as PodRequest;
   const r = await askSupervisor(controlSocket(context().paths), req, Number(o.timeoutMs ?? CTL_TIMEOUT_MS));
   process.stdout.write(JSON.stringify(r) + '\n');
   if (!r.ok) process.exitCode = 1;
@@ -92,6 +92,8 @@ function capture(o: { tap: string; count?: string }, filter: string[]): Promise<
   return new Promise((resolve) =>
     child.on('exit', (code) => {
       process.exitCode = code ?? 0;
+      // tcpdump ended by itself (--count): an open stdin must not keep us running.
+      process.stdin.destroy();
       resolve();
     }),
   );
@@ -108,7 +110,7 @@ function program(): Command {
       process.exitCode = await runPodSwitch(await readPodTopology(o.topology), o.switch, context().paths);
     });
   p.command('ready').option('--switch <name>').action(ready);
-  p.command('ctl').argument('<op>').option('--peers <json>').option('--timeout-ms <ms>').action(ctl);
+  p.command('ctl').argument('<op>').option('--body <json>', "the request's fields").option('--timeout-ms <ms>').action(ctl);
   p.command('exec')
     .requiredOption('--node <name>')
     .option('--timeout-ms <ms>')
@@ -129,7 +131,7 @@ function program(): Command {
       );
     });
   p.command('serial').requiredOption('--node <name>').action(serial);
-  p.command('capture').requiredOption('--tap <tap>').option('--count <n>').argument('[filter...]').action(capture);
+  p.command('capture').requiredOption('--tap <tap>').option('--count <n>').argument('[filter...]').action((filter: string[], o: { tap: string; count?: string }) => capture(o, filter));
   return p;
 }
 

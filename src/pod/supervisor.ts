@@ -1,7 +1,7 @@
 /**
  * `falcon-node run`: the first process of a node's pod. It makes the node's tunnels, boots its
  * VM with Falcon's own node code (the disk overlay, QEMU, the exec agent, the set-up), and then
- * serves the runner's requests on its control socket (peers, stop, start, reboot, status) until
+ * serves the runner's requests on its control socket (peers, stop, start, reboot, impair, status) until
  * the pod ends. QEMU is its child, so a stopped QEMU is reaped and not left as a zombie.
  */
 import { promises as fs } from 'node:fs';
@@ -20,6 +20,7 @@ import type { NetdevInfo } from '../host/net.js';
 import type { StreamNetdev } from '../host/qemu-vm.js';
 import { FalconError } from '../util/errors.js';
 import { controlSocket, type PodEnv } from './context.js';
+import { PodImpairs } from './impair.js';
 import { PortHelpers, createTunnels, podMtu, pointTunnels } from './wiring.js';
 
 /** The node's NICs as QEMU gets them in the pod: tunnel taps, and stream sockets on switches in this pod. */
@@ -38,6 +39,7 @@ export class Supervisor {
   private readonly peers: Record<string, string> = {};
   private readonly exec = new ExecRouter();
   private readonly helpers: PortHelpers;
+  private readonly impairs: PodImpairs;
   private readonly wiring: PodWiring;
   private readonly n: NodeSpec;
   private state!: RunState;
@@ -55,6 +57,7 @@ export class Supervisor {
     this.n = n;
     this.wiring = podWiring(spec, node, { vxlanPort: e.vxlanPort, localIp: e.podIp });
     this.helpers = new PortHelpers(this.wiring, c.paths, c.log);
+    this.impairs = new PodImpairs(this.wiring, c.paths, c.proc, c.log);
     this.tunnels = new Promise<void>((resolve, reject) => (this.tunnelsMade = (e) => (e ? reject(e) : resolve())));
     this.tunnels.catch(() => {});
   }
@@ -156,7 +159,12 @@ export class Supervisor {
   async handle(r: PodRequest): Promise<PodStatus> {
     if (r.op === 'status') {
       const pids = await vmPids(vmFiles(this.c.paths, this.n.name)).catch(() => []);
-      return { ...this.status(), ...(pids[0] ? { pid: pids[0] } : {}) };
+      return { ...(await this.statusWithImpair()), ...(pids[0] ? { pid: pids[0] } : {}) };
+    }
+    if (r.op === 'impair') {
+      await this.tunnels;
+      await this.impairs.apply(r.link, r.config);
+      return this.statusWithImpair();
     }
     if (r.op === 'peers') {
       await this.tunnels;
@@ -174,6 +182,11 @@ export class Supervisor {
     this.queue = p.catch(() => {});
     await p;
     return this.status();
+  }
+
+  private async statusWithImpair(): Promise<PodStatus> {
+    const impair = await this.impairs.state();
+    return { ...this.status(), ...(Object.keys(impair).length ? { impair } : {}) };
   }
 
   private async listen(): Promise<void> {
@@ -207,6 +220,7 @@ export class Supervisor {
   /** The pod ends: QEMU quits (SIGKILL after its grace), the helpers stop. */
   async shutdown(): Promise<void> {
     this.helpers.stop();
+    await this.impairs.stop();
     this.server?.close();
     await stopVm(vmFiles(this.c.paths, this.n.name)).catch(() => {});
   }

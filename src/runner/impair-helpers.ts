@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DirectedImpairment } from '../model/impair.js';
-import { buildImpairHelper, helperArgs, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
+import { buildImpairHelper, helperArgs, hostHelperTaps, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
 import { startDaemon } from '../host/daemon.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -51,7 +51,7 @@ export async function ensureHelper(c: RunContext, taps: LinkTaps, f: HelperFiles
   await startDaemon({
     what: `the impairment helper of ${taps.a}/${taps.b}`,
     command: bin,
-    args: helperArgs(taps, f),
+    args: helperArgs(hostHelperTaps(taps), f),
     runner: c.proc,
     logFile: f.log,
     ready: async (pid) => Number((await fs.readFile(f.pidFile, 'utf8').catch(() => '')).trim()) === pid,

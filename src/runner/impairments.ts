@@ -149,6 +149,18 @@ async function anyNetem(c: RunContext, spec: TopologySpec, links: ImpairableLink
  * when the topology's network exists, else at its next launch or hyperstart.
  */
 export async function setImpairment(c: RunContext, spec: TopologySpec, target: string, imp: Impairment | null): Promise<ImpairStatus> {
+  const saved = await saveImpairment(c, spec, target, imp);
+  const link = impairableLinks(spec).find((l) => l.link === saved.link)!;
+  if (await tapsExist(c, spec, link)) await applyImpairments(c, spec, [saved.link]);
+  c.log.log({ kind: 'step', msg: saved.message });
+  return (await impairStatus(c, spec, [saved.link]))[0]!;
+}
+
+/**
+ * Validate and save (in `.falcon/impair.json`) the impairment of what `target` names; applying
+ * it is the backend's. Returns the link's index and what to tell the user.
+ */
+export async function saveImpairment(c: RunContext, spec: TopologySpec, target: string, imp: Impairment | null): Promise<{ link: number; message: string }> {
   const t = resolveImpairTarget(spec, target);
   if (imp) {
     const problems: TopologyProblem[] = impairmentProblems(imp, target);
@@ -167,10 +179,8 @@ export async function setImpairment(c: RunContext, spec: TopologySpec, target: s
   overrides[label] = now;
   await fs.mkdir(c.paths.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(overridesFile(c.paths), JSON.stringify({ version: 1, links: overrides }, null, 2) + '\n');
-  if (await tapsExist(c, spec, link)) await applyImpairments(c, spec, [t.link]);
   const what = t.directions.length === 2 ? label : t.label;
-  c.log.log({ kind: 'step', msg: `impairment of ${what}: ${set ? formatImpairment(set) : 'cleared'}` });
-  return (await impairStatus(c, spec, [t.link]))[0]!;
+  return { link: t.link, message: `impairment of ${what}: ${set ? formatImpairment(set) : 'cleared'}` };
 }
 
 async function tapsExist(c: RunContext, spec: TopologySpec, l: ImpairableLink): Promise<boolean> {
@@ -209,6 +219,36 @@ export interface ImpairStatus {
   directions: ImpairDirectionStatus[];
 }
 
+/** What applies a link's impairment now, for {@link linkImpairStatus}. */
+export interface ImpairRuntime {
+  path?: ImpairPath;
+  reason?: string;
+  helperPid?: number;
+  helperTaps?: { ab: string; ba: string };
+  stats?: Partial<Record<Direction, HelperDirectionStats>>;
+}
+
+/** One link's status from its settings (`overrides`, `eff`) and what runs it (`rt`). Pure. */
+export function linkImpairStatus(spec: TopologySpec, l: ImpairableLink, overrides: Record<string, DirectedImpairment>, eff: Map<number, DirectedImpairment>, rt: ImpairRuntime): ImpairStatus {
+  const label = linkLabel(l);
+  const w = eff.get(l.link);
+  const link = spec.links[l.link]!;
+  const stats = rt.stats ?? {};
+  return {
+    link: label,
+    index: l.link,
+    source: label in overrides ? (w ? 'runtime' : 'none') : link.kind === 'link' && link.impair && w ? 'declared' : 'none',
+    ...(w && (rt.path ?? rt.reason) !== undefined ? { path: rt.path, reason: rt.reason } : {}),
+    ...(rt.helperPid ? { helperPid: rt.helperPid, ...(rt.helperTaps ? { helperTaps: rt.helperTaps } : {}) } : {}),
+    directions: (['ab', 'ba'] as const).map((d) => ({
+      direction: d === 'ab' ? `${l.a} -> ${l.b}` : `${l.b} -> ${l.a}`,
+      impairment: w?.[d] ?? null,
+      text: formatImpairment(w?.[d]),
+      ...(stats[d] ? { stats: stats[d] } : {}),
+    })),
+  };
+}
+
 /** The impairment of every impairable link (or of `only`), with the path and helper counters. */
 export async function impairStatus(c: RunContext, spec: TopologySpec, only?: readonly number[]): Promise<ImpairStatus[]> {
   const overrides = await readOverrides(c.paths);
@@ -219,27 +259,12 @@ export async function impairStatus(c: RunContext, spec: TopologySpec, only?: rea
   const decided = eff.size ? await decideImpairPath(c.proc, c.env, c.signal).catch((e: Error) => ({ path: undefined, reason: e.message })) : undefined;
   const out: ImpairStatus[] = [];
   for (const l of links) {
-    const label = linkLabel(l);
-    const w = eff.get(l.link);
     const f = files.get(l.link)!;
     const pid = pids.get(f.config)?.[0];
     let stats: Partial<Record<Direction, HelperDirectionStats>> = {};
     if (pid) stats = JSON.parse(await fs.readFile(f.stats, 'utf8').catch(() => '{}')) as typeof stats;
-    const link = spec.links[l.link]!;
     const taps = linkTaps(spec, l);
-    out.push({
-      link: label,
-      index: l.link,
-      source: label in overrides ? (w ? 'runtime' : 'none') : link.kind === 'link' && link.impair && w ? 'declared' : 'none',
-      ...(w && decided ? { path: decided.path, reason: decided.reason } : {}),
-      ...(pid ? { helperPid: pid, helperTaps: { ab: impairTapName(taps.a), ba: impairTapName(taps.b) } } : {}),
-      directions: (['ab', 'ba'] as const).map((d) => ({
-        direction: d === 'ab' ? `${l.a} -> ${l.b}` : `${l.b} -> ${l.a}`,
-        impairment: w?.[d] ?? null,
-        text: formatImpairment(w?.[d]),
-        ...(stats[d] ? { stats: stats[d] } : {}),
-      })),
-    });
+    out.push(linkImpairStatus(spec, l, overrides, eff, { ...decided, ...(pid ? { helperPid: pid, helperTaps: { ab: impairTapName(taps.a), ba: impairTapName(taps.b) } } : {}), stats }));
   }
   return out;
 }

@@ -17,6 +17,7 @@ import { topologySpecSchema, type TopologySpec } from '../../src/model/spec.js';
 import { validateSpec } from '../../src/model/topology.js';
 import {
   helperArgs,
+  hostHelperTaps,
   helperConfigText,
   helperWireCommands,
   linkFileKey,
@@ -191,7 +192,7 @@ describe('host commands for impairment', () => {
       'ab delay_ms=100 jitter_ms=5 loss_pct=20 limit=1000\nba duplicate_pct=1 corrupt_pct=2 rate_mbit=0.5 limit=1000\n',
     );
     const files = { config: '/f/x.conf', stats: '/f/x.stats.json', pidFile: '/f/x.pid', log: '/f/x.log' };
-    expect(helperArgs({ a: 'fn1e0', b: 'fn2e3' }, files)).toEqual([
+    expect(helperArgs(hostHelperTaps({ a: 'fn1e0', b: 'fn2e3' }), files)).toEqual([
       '--tap-ab', 'fn1i0', '--tap-ba', 'fn2i3', '--config', '/f/x.conf', '--stats', '/f/x.stats.json', '--pid-file', '/f/x.pid',
     ]);
     expect(linkFileKey('a:0--b:1')).toBe('a.0--b.1');

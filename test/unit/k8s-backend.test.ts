@@ -44,7 +44,8 @@ describe('peer maps', () => {
 
 describe('falcon-node arguments', () => {
   it('ctl and exec', () => {
-    expect(ctlArgv({ op: 'peers', peers: { 0: '10.0.0.2' } })).toEqual(['falcon-node', 'ctl', 'peers', '--peers', '{"0":"10.0.0.2"}']);
+    expect(ctlArgv({ op: 'peers', peers: { 0: '10.0.0.2' } })).toEqual(['falcon-node', 'ctl', 'peers', '--body', '{"peers":{"0":"10.0.0.2"}}']);
+    expect(ctlArgv({ op: 'impair', link: 1, config: null })).toEqual(['falcon-node', 'ctl', 'impair', '--body', '{"link":1,"config":null}']);
     expect(ctlArgv({ op: 'stop' })).toEqual(['falcon-node', 'ctl', 'stop']);
     expect(guestExecArgv('violin', 'echo "a b"; exit 3', { timeoutMs: 5000, stdinBytes: 4, env: { A: '1' } })).toEqual([
       'falcon-node', 'exec', '--node', 'violin', '--timeout-ms', '5000', '--stdin-bytes', '4', '--env-json', '{"A":"1"}', '--', 'echo "a b"; exit 3',
@@ -54,6 +55,9 @@ describe('falcon-node arguments', () => {
     expect(parsePodRequest('{"op":"status"}')).toEqual({ op: 'status' });
     expect(() => parsePodRequest('{"op":"explode"}')).toThrow(/unknown request .*the ops are/);
     expect(() => parsePodRequest('{"op":"peers","peers":{"0":"; rm -rf /"}}')).toThrow(/peers takes/);
+    expect(parsePodRequest('{"op":"impair","link":2,"config":"ab delay_ms=5 limit=1000\\n"}')).toEqual({ op: 'impair', link: 2, config: 'ab delay_ms=5 limit=1000\n' });
+    expect(() => parsePodRequest('{"op":"impair","link":-1,"config":null}')).toThrow(/impair takes/);
+    expect(() => parsePodRequest('{"op":"impair","link":0,"config":7}')).toThrow(/impair takes/);
   });
 });
 

@@ -1,7 +1,10 @@
 // Links on a cluster: VNIs, tunnels between pods, the per-pod wiring plan and its commands, and
 // what info shows for a link end.
 import { describe, expect, it } from 'vitest';
+import { helperWireCommands, plainWireCommands } from '../../src/host/impair.ts';
+import { wireCommand } from '../../src/host/net.ts';
 import {
+  impairHelperTaps,
   k8sLinkEnds,
   MAX_VNI,
   podInterfaces,
@@ -70,12 +73,20 @@ describe('tunnels', () => {
     });
   });
 
-  it('an impaired link: each end carries what it sends', () => {
-    const d = new Topology('lossy');
-    d.link(d.node('violin', 'tiny', 1, 1024), d.node('piano', 'tiny', 1, 1024), { impair: { delayMs: 100, bToA: { lossPct: 5 } } });
-    const [t] = tunnels(d.toSpec());
-    expect(t!.a.sends).toEqual({ delayMs: 100 });
-    expect(t!.b.sends).toEqual({ delayMs: 100, lossPct: 5 });
+  it("an impaired link goes through the helper in its a end's pod: tap -> iab -> vxlan, vxlan -> iba -> tap", () => {
+    const w = podWiring(duo(), 'violin');
+    const t = w.tunnels[0]!;
+    expect(impairHelperTaps(t.link)).toEqual({ ab: 'iab0', ba: 'iba0' });
+    expect(helperWireCommands({ a: t.tap, b: t.vxlan }, impairHelperTaps(t.link))).toEqual([
+      ['qdisc', 'replace', 'dev', 'iab0', 'handle', 'ffff:', 'ingress'],
+      ['qdisc', 'replace', 'dev', 'iba0', 'handle', 'ffff:', 'ingress'],
+      wireCommand('iab0', 'vxl0'),
+      wireCommand('iba0', 'nic0'),
+      wireCommand('nic0', 'iab0'),
+      wireCommand('vxl0', 'iba0'),
+    ]);
+    // Straight again: the same two filters the tunnel was made with.
+    expect(plainWireCommands({ a: 'nic0', b: 'vxl0' }).map((c) => ['tc', ...c])).toEqual(w.setup.filter((c) => c[0] === 'tc' && c.includes('filter')));
   });
 
   it('SoftNPU: the npu end is a switch port in the npu pod, the other a NIC tap; softnpuLinks joins two switch ports', () => {

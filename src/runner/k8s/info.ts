@@ -4,6 +4,7 @@
  * phase, what its supervisor says, and every tunnelled link's MTU verdict.
  */
 import { k8sLinkEnds, linkMtuChecks } from '../../k8s/index.js';
+import { currentImpairments } from '../impairments.js';
 import { declaredNodeInfo, type NodeInfo, type LinkInfo, type TopologyInfo } from '../inspect.js';
 import { switchPlans } from '../../model/softnpu.js';
 import { switchInfo, type SwitchInfo } from '../switches.js';
@@ -36,10 +37,12 @@ export async function k8sInfo(s: K8sSession): Promise<TopologyInfo> {
   // Extra disks live in the pods: none on this machine.
   const nodes: NodeInfo[] = spec.nodes.map((n, i) => ({ ...declaredNodeInfo(spec, n), disks: [], status: nodeStatus(infos[i]!) }));
   const ends = k8sLinkEnds(spec, s.namespace);
+  const impaired = await currentImpairments(spec, s.c.paths);
   const links: LinkInfo[] = spec.links.map((l, i) => {
     const e = ends.get(i);
     const end = (x: NonNullable<typeof e>['a']) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac, ...(x.port !== undefined ? { port: x.port } : {}) });
-    return e ? { kind: l.kind, a: end(e.a), b: end(e.b) } : { kind: l.kind, a: { node: l.a.node, index: -1, ifname: '', altname: '', mac: '' } };
+    const impairment = impaired.get(i);
+    return e ? { kind: l.kind, a: end(e.a), b: end(e.b), ...(impairment ? { impairment } : {}) } : { kind: l.kind, a: { node: l.a.node, index: -1, ifname: '', altname: '', mac: '' } };
   });
   const podMtu = infos.find((x) => x.podMtu)?.podMtu;
   const mtu = podMtu

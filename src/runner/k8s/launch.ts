@@ -17,6 +17,7 @@ import { PreflightError } from '../preflight.js';
 import { saveSpec } from '../saved-topology.js';
 import { KubeApi, podFailure } from './api.js';
 import { writeBackendRecord, type KubernetesBackend } from './backend.js';
+import { k8sApplyImpairments } from './impair.js';
 import { K8sSession } from './session.js';
 import { waitNodesReady } from './ready.js';
 
@@ -82,6 +83,7 @@ export async function k8sLaunch(c: RunContext, spec: TopologySpec, b: Kubernetes
   for (const p of m.pods) await api.create(p);
   await waitRunning(s, spec.nodes.map((n) => n.name));
   await s.pointPeers(spec.nodes.map((n) => n.name));
+  await k8sApplyImpairments(s);
   await waitNodesReady(s, spec.nodes.map((n) => n.name));
   c.log.log({ kind: 'step', msg: `topology "${spec.name}" is up on the cluster (${((Date.now() - started) / 1000).toFixed(1)} s)` });
 }

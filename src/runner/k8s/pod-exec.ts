@@ -16,7 +16,8 @@ const CTL_TIMEOUT_MS = 15 * 60_000;
 
 /** The `falcon-node` arguments of a supervisor request. Pure. */
 export function ctlArgv(r: PodRequest): string[] {
-  return [NODE_COMMAND, 'ctl', r.op, ...(r.op === 'peers' ? ['--peers', JSON.stringify(r.peers)] : [])];
+  const { op, ...body } = r;
+  return [NODE_COMMAND, 'ctl', op, ...(Object.keys(body).length ? ['--body', JSON.stringify(body)] : [])];
 }
 
 /** The `falcon-node` arguments of a guest command. Pure. */

@@ -2,11 +2,13 @@
  * A node's power on a cluster. hyperstop and reboot ask the pod's supervisor (the pod, its disk
  * and its tunnels stay). hyperstart starts the VM in its pod again, or, when the pod is gone
  * (deleted, evicted, its host lost) or ended, makes the pod again (a fresh disk: pods keep
- * theirs in an emptyDir) and points its links, and its peers' links to it, at its new IP.
+ * theirs in an emptyDir) and points its links, and its peers' links to it, at its new IP; the
+ * impairment of the links it holds the helper of is set again.
  */
 import { ANNOTATION_NODE, k8sManifests, type K8sBackendOptions } from '../../k8s/index.js';
 import { FalconError } from '../../util/errors.js';
 import type { PodView } from './api.js';
+import { k8sApplyImpairments } from './impair.js';
 import { waitRunning } from './launch.js';
 import { waitNodesReady } from './ready.js';
 import type { K8sSession } from './session.js';
@@ -55,6 +57,7 @@ export async function k8sHyperstart(s: K8sSession, nodes: readonly string[]): Pr
   );
   await waitRunning(s, remake);
   await s.pointPeers(remake);
+  await k8sApplyImpairments(s, { nodes: remake });
   await waitNodesReady(s, remake);
 }
 
