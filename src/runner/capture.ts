@@ -153,11 +153,15 @@ export async function captureOne(c: RunContext, ep: CaptureEndpoint, o: CaptureO
   return { frames, endpoints: [ep.altname] };
 }
 
+/** Feeds one pcapng: each source calls `put(endpoint index, packet)`, and `ready()` once it listens. */
+export type PcapngSources = (put: (ifId: number, p: PcapPacket) => void, signal: AbortSignal, ready: () => void) => { sources: number; jobs: Promise<void>[] };
+
 /**
- * Capture every endpoint into one pcapng at `output`: one Interface Description Block per
- * endpoint (if_name = its altname, in the order of `eps`), then the frames as they come.
+ * Capture `eps` into one pcapng at `output` (one Interface Description Block per endpoint,
+ * if_name = its altname, in the order of `eps`), the frames as `start`'s sources give them.
+ * One source failing ends the others; all have settled before the output is closed.
  */
-export async function captureAll(c: RunContext, eps: CaptureEndpoint[], o: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
+export async function captureIntoPcapng(eps: CaptureEndpoint[], o: CaptureOptions & { output: string | ((chunk: Buffer) => void) }, start: PcapngSources): Promise<CaptureResult> {
   if (!eps.length) throw new FalconError('CAPTURE_ENDPOINT', 'the topology has no endpoints to capture (no links)');
   using stop = combineSignals(o.durationMs, o.signal);
   const ac = new AbortController();
@@ -171,39 +175,46 @@ export async function captureAll(c: RunContext, eps: CaptureEndpoint[], o: Captu
     sink.write(pcapngPacket(ifId, p));
     if (o.count !== undefined && frames >= o.count) ac.abort();
   };
-  const switches = new Map<string, Map<number, number>>();
-  eps.forEach((e, i) => {
-    if (e.kind === 'switch') (switches.get(e.npu) ?? switches.set(e.npu, new Map()).get(e.npu)!).set(e.port, i);
-  });
-  const ready = readiness(eps.filter((e) => e.kind === 'host').length + switches.size, o.onReady);
-  c.log.log({ kind: 'step', level: 'debug', msg: `capturing ${eps.length} endpoints` });
-  const jobs: Promise<void>[] = [];
-  eps.forEach((e, i) => {
-    if (e.kind !== 'host') return;
-    const reader = new PcapReader();
-    jobs.push(
-      runTcpdump(c.proc, e.ifname, {
-        pcap: true,
-        filter: o.filter,
-        signal: end.signal,
-        timeoutMs: (o.durationMs ?? MAX_CAPTURE_MS) + 30_000,
-        onReady: ready,
-        onStdout: (chunk) => {
-          for (const p of reader.push(chunk)) put(i, p);
-        },
-      }),
-    );
-  });
-  for (const [npu, ports] of switches)
-    jobs.push(switchFrames(c, npu, [...ports.keys()], end.signal, (f) => put(ports.get(f.port)!, frameOf(f)), ready));
+  let ready = () => {};
+  const { sources, jobs } = start(put, end.signal, () => ready());
+  ready = readiness(sources, o.onReady);
   try {
     const results = await Promise.allSettled(jobs.map((j) => j.catch((e: unknown) => (ac.abort(), Promise.reject(e)))));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   } finally {
-    // One source failing ends the others; all have settled before the file is closed.
     ac.abort();
     await sink.close();
   }
   return { frames, endpoints: eps.map((e) => e.altname) };
+}
+
+/** Capture every endpoint of this host (tcpdump on taps, the switches' streams) into one pcapng. */
+export async function captureAll(c: RunContext, eps: CaptureEndpoint[], o: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
+  c.log.log({ kind: 'step', level: 'debug', msg: `capturing ${eps.length} endpoints` });
+  return captureIntoPcapng(eps, o, (put, signal, ready) => {
+    const switches = new Map<string, Map<number, number>>();
+    eps.forEach((e, i) => {
+      if (e.kind === 'switch') (switches.get(e.npu) ?? switches.set(e.npu, new Map()).get(e.npu)!).set(e.port, i);
+    });
+    const jobs: Promise<void>[] = [];
+    eps.forEach((e, i) => {
+      if (e.kind !== 'host') return;
+      const reader = new PcapReader();
+      jobs.push(
+        runTcpdump(c.proc, e.ifname, {
+          pcap: true,
+          filter: o.filter,
+          signal,
+          timeoutMs: (o.durationMs ?? MAX_CAPTURE_MS) + 30_000,
+          onReady: ready,
+          onStdout: (chunk) => {
+            for (const p of reader.push(chunk)) put(i, p);
+          },
+        }),
+      );
+    });
+    for (const [npu, ports] of switches) jobs.push(switchFrames(c, npu, [...ports.keys()], signal, (f) => put(ports.get(f.port)!, frameOf(f)), ready));
+    return { sources: eps.filter((e) => e.kind === 'host').length + switches.size, jobs };
+  });
 }

@@ -40,11 +40,12 @@ import type { RunState } from './state.js';
 import { NpuControl } from './switches.js';
 import { destroyTopology, removeNetwork } from './teardown.js';
 import { readBackendRecord, type Backend } from './k8s/backend.js';
-import { k8sCapture } from './k8s/capture.js';
+import { k8sCapture, k8sCaptureAll } from './k8s/capture.js';
 import { k8sDestroy } from './k8s/destroy.js';
 import { k8sInfo } from './k8s/info.js';
 import { k8sLaunch, k8sPreflightAll } from './k8s/launch.js';
 import { podGuestExec } from './k8s/pod-exec.js';
+import { k8sImpairStatus, k8sSetImpairment } from './k8s/impair.js';
 import { k8sHyperstart, k8sHyperstop, k8sReboot } from './k8s/power.js';
 import { k8sConsole } from './k8s/serial.js';
 import { K8sSession } from './k8s/session.js';
@@ -96,8 +97,6 @@ const defaultFalconDir = () => {
   return main ? path.join(path.dirname(path.resolve(main)), DEFAULT_FALCON_DIR) : path.resolve(DEFAULT_FALCON_DIR);
 };
 
-/** Why impair is refused on a cluster, and what to do instead. */
-const IMPAIR_ON_CLUSTER = "Falcon does not impair the tunnels between pods yet; impair the topology on a local launch, or use tc in the nodes themselves";
 
 const STD_DUMP: DumpTarget = { stdout: (b) => void process.stdout.write(b), stderr: (b) => void process.stderr.write(b) };
 
@@ -454,8 +453,9 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** Capture every NIC of the topology into one pcapng at `output`, one interface per NIC named by its altname. */
   async captureAll(opts: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
-    await this.localOnly('capturing every NIC at once', 'each NIC is in its own pod; capture them one by one (capture NODE:INDEX)');
     const spec = await this.effectiveSpec();
+    const k = await this.cluster();
+    if (k) return k8sCaptureAll(k, captureEndpoints(spec), opts);
     return captureAll(this.ctx, captureEndpoints(spec), opts);
   }
 
@@ -464,7 +464,7 @@ export class Runner extends Topology implements AsyncDisposable {
    * a link (`violin--piano`, `violin:0--piano:0`, `links[0]`: both directions) or an endpoint
    * (`violin:0` or its altname: the frames it sends). Replaces the impairment there; kept across
    * hyperstop/hyperstart until destroy. Uses netem where the kernel has it, else the userspace
-   * helper.
+   * helper; on a cluster, the helper in the pod of the link's first node.
    *
    * ```ts
    * await d.impair('violin--piano', { delayMs: 20, lossPct: 1 });
@@ -473,17 +473,19 @@ export class Runner extends Topology implements AsyncDisposable {
    * @throws FalconError IMPAIR_TARGET for a target the topology does not have; TopologyValidationError for out-of-range values.
    */
   async impair(target: string, impairment: Impairment): Promise<ImpairStatus> {
-    await this.localOnly('impair', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
+    const k = await this.cluster();
+    if (k) return k8sSetImpairment(k, target, impairment);
     return await setImpairment(this.ctx, spec, target, impairment);
   }
 
   /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
   async clearImpairment(target: string): Promise<ImpairStatus> {
-    await this.localOnly('impair --clear', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
+    const k = await this.cluster();
+    if (k) return k8sSetImpairment(k, target, null);
     return await setImpairment(this.ctx, spec, target, null);
   }
 
@@ -492,9 +494,11 @@ export class Runner extends Topology implements AsyncDisposable {
    * direction, where they come from, how they are applied, and the helper's counters.
    */
   async impairments(target?: string): Promise<ImpairStatus[]> {
-    await this.localOnly('impair --show', IMPAIR_ON_CLUSTER);
     const spec = await this.effectiveSpec();
-    return impairStatus(this.ctx, spec, target === undefined ? undefined : [resolveImpairTarget(spec, target).link]);
+    const only = target === undefined ? undefined : [resolveImpairTarget(spec, target).link];
+    const k = await this.cluster();
+    if (k) return k8sImpairStatus(k, only);
+    return impairStatus(this.ctx, spec, only);
   }
 
   /**

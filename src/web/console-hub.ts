@@ -5,7 +5,8 @@
  * recent output (so a second browser sees the same screen). The connection is closed when the
  * last viewer leaves, giving the console back to `serial NODE` and serial-login exec.
  */
-import { ConsoleBusyError, ConsoleConnection, ConsoleNotRunningError } from '../guest/console.js';
+import { ConsoleBusyError, ConsoleNotRunningError } from '../guest/console.js';
+import type { SerialConsole } from '../runner/serial-console.js';
 import type { Logger } from '../util/log.js';
 
 /** One browser console (a websocket). */
@@ -29,14 +30,17 @@ export interface ConsoleLink {
 /** Opens a node's console (the real one: `consoleConnector`). */
 export type ConsoleConnector = (node: string) => Promise<ConsoleLink>;
 
-/** Connects to the console sockets of `socketOf(node)`, failing at once when another client holds one. */
-export function consoleConnector(socketOf: (node: string) => Promise<string>): ConsoleConnector {
+/**
+ * Opens the consoles `open(node)` gives (a Runner's `console`: the socket here, the pod's on a
+ * cluster); a local one fails at once when another client holds it.
+ */
+export function consoleConnector(open: (node: string) => Promise<SerialConsole>): ConsoleConnector {
   return async (node) => {
-    const c = await ConsoleConnection.connect(await socketOf(node), { nodeName: node, buffer: false });
+    const c = await open(node);
     return {
-      write: (d) => c.write(d),
+      write: async (d) => c.write(Buffer.from(d)),
       onData: (fn) => c.onData(fn),
-      onClose: (fn) => void c.socket.once('close', fn),
+      onClose: (fn) => void c.onClose(fn),
       close: () => c.close(),
     };
   };

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CaptureOptions, CaptureResult } from '../runner/capture.js';
 import type { TopologyInfo } from '../runner/runner.js';
+import type { SerialConsole } from '../runner/serial-console.js';
 import type { ExecResult } from '../guest/exec-types.js';
 import type { ImpairStatus } from '../runner/impairments.js';
 import { IMPAIRMENT_FIELDS, type Impairment } from '../model/impair.js';
@@ -26,7 +27,8 @@ export interface WebTopology {
   hyperstart(nodes: string[]): Promise<void>;
   reboot(node: string): Promise<void>;
   capture(endpoint: string, opts: CaptureOptions): Promise<CaptureResult>;
-  consoleSocket(node: string): Promise<string>;
+  /** The node's serial console (its socket here, or its pod's on a cluster). */
+  console(node: string): Promise<SerialConsole>;
   impair(target: string, impairment: Impairment): Promise<ImpairStatus>;
   clearImpairment(target: string): Promise<ImpairStatus>;
   impairments(target?: string): Promise<ImpairStatus[]>;

@@ -54,7 +54,7 @@ export async function startWebServer(topo: WebTopology, o: WebServerOptions = {}
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FalconError('WEB_SERVER', `web: --port takes a port number from 0 to 65535 (0: any free port), not ${port}`);
   const token = o.token ?? newToken();
   const assets = await AssetStore.open();
-  const hub = new ConsoleHub(o.consoles ?? consoleConnector((n) => topo.consoleSocket(n)), log);
+  const hub = new ConsoleHub(o.consoles ?? consoleConnector((n) => topo.console(n)), log);
   const live = new LiveView(() => topo.info(), log, o.pollMs ?? 1000, (v) => hub.refresh(v.info.nodes.filter((n) => n.status === 'running').map((n) => n.name)));
   const captures = new CaptureSessions((e, opts) => topo.capture(e, opts), log);
   let listening = 0;

@@ -10,10 +10,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubernetes, mb, type Runner, type TopologyInfo } from '../../src/index.js';
+import { kubernetes, mb, type ImpairStatus, type Runner, type TopologyGraph, type TopologyInfo } from '../../src/index.js';
 import { startCluster, type Cluster } from '../k8s/cluster.js';
 import { loadFalconImages } from '../k8s/falcon-images.js';
 import { newRunner, tempDir } from './helpers.js';
+import { startWebServer } from '../../src/web/index.js';
+import { readPcapng } from '../../src/host/pcap.js';
+import WebSocket from 'ws';
 
 const NAME = 'falcon-k8s-be';
 const repo = path.resolve(__dirname, '../..');
@@ -36,6 +39,36 @@ function topo(example: string, args: string[], input?: string): Promise<{ code: 
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(input ?? '');
+  });
+}
+
+/** The smallest RTT busybox ping printed (`time=301.2 ms`). */
+function minRttMs(out: string): number {
+  const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  if (!rtts.length) throw new Error(`no RTT in ping's output:\n${out}`);
+  return Math.min(...rtts);
+}
+
+/** Types a command on a node's console through the web view's websocket; resolves with what came back. */
+function webConsoleEcho(port: number, token: string, node: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/console/${node}?token=${token}`);
+    let out = '';
+    const timer = setTimeout(() => (ws.close(), reject(new Error(`no echo on ${node}'s web console; it printed: ${out.slice(-500)}`))), 60_000);
+    ws.on('message', (data, binary) => {
+      if (!binary) {
+        const st = JSON.parse(data.toString()) as { state: string };
+        if (st.state === 'attached') ws.send(Buffer.from('\necho web-$((6*7))\n'), { binary: true });
+        return;
+      }
+      out += data.toString();
+      if (out.includes('web-42\r\n') || /web-42\s/.test(out.replace(/echo web-\$\(\(6\*7\)\)/g, ''))) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(out);
+      }
+    });
+    ws.on('error', reject);
   });
 }
 
@@ -68,7 +101,7 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     expect(r.leftovers).toEqual([]);
   }, 10 * 60_000);
 
-  it('duo through the CLI: launch --backend k8s, exec status and stderr, ping, serial, hyperstop/hyperstart, a deleted pod recovered by hyperstart, destroy', async () => {
+  it('duo through the CLI: launch --backend k8s, exec status and stderr, ping, impair, capture, graph, serial, hyperstop/hyperstart, a deleted pod recovered by hyperstart, destroy', async () => {
     const dir = tempDir('k8s-duo');
     const F = ['--falcon-dir', path.join(dir, '.falcon')];
     const t0 = Date.now();
@@ -88,6 +121,33 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     await ok(topo('duo', ['exec', ...F, 'violin', 'ip link set eth0 up && ip addr add 10.9.0.1/24 dev eth0']));
     await ok(topo('duo', ['exec', ...F, 'piano', 'ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0']));
     expect(await ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 2 -W 3 10.9.0.2']))).toMatch(/2 packets received/);
+
+    // impair: the helper in violin's pod delays both directions; --show reports it and counts.
+    await ok(topo('duo', ['impair', ...F, 'violin--piano', '--delay', '150ms']));
+    const slow = await ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 3 -W 3 10.9.0.2']));
+    expect(minRttMs(slow)).toBeGreaterThanOrEqual(300);
+    const [shown] = JSON.parse(await ok(topo('duo', ['impair', ...F, '--show', '--json']))) as ImpairStatus[];
+    expect(shown).toMatchObject({ link: 'violin:0--piano:0', source: 'runtime', path: 'userspace', helperTaps: { ab: 'falcon-duo/violin:iab0', ba: 'falcon-duo/violin:iba0' } });
+    expect(shown!.helperPid).toBeGreaterThan(0);
+    expect(shown!.directions.map((d) => [d.text, (d.stats?.tx ?? 0) >= 3])).toEqual([['delay 150ms', true], ['delay 150ms', true]]);
+    const impairedInfo = JSON.parse(await ok(topo('duo', ['info', ...F, '--json']))) as TopologyInfo;
+    expect(impairedInfo.links[0]!.impairment).toEqual({ ab: { delayMs: 150 }, ba: { delayMs: 150 } });
+    await ok(topo('duo', ['impair', ...F, 'violin--piano', '--clear']));
+    expect(minRttMs(await ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 3 -W 3 10.9.0.2'])))).toBeLessThan(150);
+    expect((JSON.parse(await ok(topo('duo', ['impair', ...F, '--show', '--json']))) as ImpairStatus[])[0]!.helperPid).toBeUndefined();
+
+    // capture: tcpdump on violin's tap in its pod, a summary line per frame.
+    const cap = topo('duo', ['capture', ...F, 'violin:0', '--count', '4', 'icmp']);
+    await ok(topo('duo', ['exec', ...F, 'violin', 'ping -c 12 -i 0.5 -W 3 10.9.0.2']));
+    const lines = (await ok(cap)).trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines.filter((l) => /10\.9\.0\.1 > 10\.9\.0\.2 .*ICMP echo request/.test(l)).length).toBeGreaterThanOrEqual(1);
+    expect(lines.filter((l) => /10\.9\.0\.2 > 10\.9\.0\.1 .*ICMP echo reply/.test(l)).length).toBeGreaterThanOrEqual(1);
+
+    // graph: the pods' interfaces on the links, the nodes' status.
+    const graph = JSON.parse(await ok(topo('duo', ['graph', ...F, '--format', 'json']))) as TopologyGraph;
+    expect(graph.nodes.filter((n) => n.kind === 'node').map((n) => [n.name, n.status])).toEqual([['violin', 'running'], ['piano', 'running']]);
+    expect(JSON.stringify(graph.edges)).toContain('falcon-duo/violin:nic0');
 
     const serial = await topo('duo', ['serial', ...F, 'violin'], '\necho serial-$((6*7))\n');
     expect(serial.stdout).toContain('serial-42');
@@ -118,7 +178,7 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     expect(existsSync(path.join(dir, '.falcon'))).toBe(false);
   });
 
-  it('a 6-node ring through the API: pods on both hosts, a ping over every link, 8 concurrent execs, destroy', async () => {
+  it('a 6-node ring through the API: pods on both hosts, a ping over every link, 8 concurrent execs, capture --all, the web view and a web console, destroy', async () => {
     const dir = tempDir('k8s-ring');
     const [h1, h2] = c.hosts.map((h) => h.name) as [string, string];
     const names = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'];
@@ -145,6 +205,34 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
       }
       const many = await Promise.all(Array.from({ length: 8 }, (_, k) => d.exec(names[k % 6]!, `echo exec-${k}; exit ${k}`)));
       expect(many.map((r) => [r.stdout.trim(), r.exitCode])).toEqual(Array.from({ length: 8 }, (_, k) => [`exec-${k}`, k]));
+
+      // capture --all: a tcpdump in every pod, one pcapng with an interface per NIC.
+      const file = path.join(dir, 'all.pcapng');
+      const ac = new AbortController();
+      let listening!: () => void;
+      const ready = new Promise<void>((r) => (listening = r));
+      const capturing = d.captureAll({ output: file, signal: ac.signal, onReady: listening, filter: ['icmp'] });
+      await ready;
+      await d.succeed(info.links[0]!.a.node, 'ping -c 2 -W 3 10.8.0.2');
+      ac.abort();
+      const all = await capturing;
+      expect(all.endpoints).toHaveLength(12);
+      const ng = readPcapng(readFileSync(file));
+      const ifOf = (altname: string) => ng.interfaces.findIndex((x) => x.name === altname);
+      for (const end of [info.links[0]!.a, info.links[0]!.b!]) {
+        const types = ng.packets.filter((p) => p.ifId === ifOf(end.altname)).map((p) => p.data[34]);
+        expect(types, end.altname).toEqual(expect.arrayContaining([8, 0]));
+      }
+
+      // The web view of a cluster topology: its live view, and a node's console through its pod.
+      const web = await startWebServer(d, { port: 0 });
+      try {
+        const view = (await (await fetch(`http://127.0.0.1:${web.port}/api/view?token=${web.token}`)).json()) as { info: TopologyInfo };
+        expect(view.info.nodes.map((n) => n.status)).toEqual(names.map(() => 'running'));
+        expect(await webConsoleEcho(web.port, web.token, 'r3')).toContain('web-42');
+      } finally {
+        await web.close();
+      }
     } finally {
       await d.destroy();
     }

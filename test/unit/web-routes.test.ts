@@ -2,6 +2,7 @@
  * The web view's server against a fake topology: the token check on every route and websocket,
  * the live view, exec, power actions, captures, and a log without the token.
  */
+import { ConsoleNotRunningError } from '../../src/guest/console.ts';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -84,8 +85,8 @@ function fakeTopology() {
       await new Promise<void>((resolve) => (o.signal?.aborted ? resolve() : o.signal?.addEventListener('abort', () => resolve())));
       return { frames: 1, endpoints: [endpoint] };
     },
-    async consoleSocket() {
-      return '/nonexistent/console.sock';
+    async console() {
+      throw new ConsoleNotRunningError('fake', '/nonexistent/console.sock');
     },
     async impair(target, imp) {
       calls.push(`impair ${target} ${JSON.stringify(imp)}`);
