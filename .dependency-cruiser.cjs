@@ -1,6 +1,6 @@
-// Layers, imports pointing down only: model -> host -> switch -> guest -> images -> k8s -> runner -> pod -> graph -> web -> cli.
+// Layers, imports pointing down only: model -> p4 -> host -> switch -> guest -> images -> k8s -> runner -> pod -> graph -> web -> cli.
 // k8s (the Kubernetes backend) may import model, and types from host and images.
-const layers = ['model', 'host', 'switch', 'guest', 'images', 'k8s', 'runner', 'pod', 'graph', 'web', 'cli'];
+const layers = ['model', 'p4', 'host', 'switch', 'guest', 'images', 'k8s', 'runner', 'pod', 'graph', 'web', 'cli'];
 const forbidden = [
   { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
 ];
