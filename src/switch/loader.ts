@@ -1,21 +1,29 @@
 /**
- * Loads a pipeline program: a built-in one by name (`sidecar-lite`, `wire`, `sidemux`) or a
+ * Loads a pipeline program: a built-in one by name (`sidecar-lite`, `wire`, `sidemux`,
+ * `sidecar-lite.p4`), a P4 program by path (`*.p4`, compiled by p4-program.ts), or a
  * module by path (chosen on the host, never by a guest) that exports `createPipeline(radix)`.
  */
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FalconError } from '../util/errors.js';
 import type { Pipeline, PipelineModule } from './pipeline.js';
 
 /** The programs built into Falcon. */
-export const BUILTIN_PROGRAMS = ['sidecar-lite', 'wire', 'sidemux'] as const;
+export const BUILTIN_PROGRAMS = ['sidecar-lite', 'wire', 'sidemux', 'sidecar-lite.p4'] as const;
 export type BuiltinProgram = (typeof BUILTIN_PROGRAMS)[number];
 
 const BUILTIN: Record<BuiltinProgram, () => Promise<PipelineModule>> = {
   'sidecar-lite': () => import('./programs/sidecar-lite.js'),
   wire: () => import('./programs/wire.js'),
   sidemux: () => import('./programs/sidemux.js'),
+  'sidecar-lite.p4': () => p4Module(fileURLToPath(new URL('./programs/sidecar-lite.p4', import.meta.url))),
 };
+
+/** A P4 program as a module (the compiler is loaded only when a P4 program is). */
+async function p4Module(file: string): Promise<PipelineModule> {
+  const { compileP4Pipeline } = await import('./p4-program.js');
+  return { createPipeline: (radix) => compileP4Pipeline(file, radix) };
+}
 
 function isPipeline(x: unknown): x is Pipeline {
   const p = x as Partial<Pipeline> | null;
@@ -31,6 +39,8 @@ export async function loadPipeline(program: string, radix: number, baseDir = pro
   let mod: Partial<PipelineModule>;
   if ((BUILTIN_PROGRAMS as readonly string[]).includes(program)) {
     mod = await BUILTIN[program as BuiltinProgram]();
+  } else if (program.endsWith('.p4')) {
+    mod = await p4Module(path.resolve(baseDir, program));
   } else if (program.includes('/') || program.includes('.')) {
     const file = path.resolve(baseDir, program);
     try {
