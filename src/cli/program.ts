@@ -30,6 +30,7 @@ import { captureCommand } from './commands/capture.js';
 import { impairCommand } from './commands/impair.js';
 import { webCommand } from './commands/web.js';
 import { setupCommand } from './commands/setup.js';
+import { p4Command } from './commands/p4.js';
 import { initCommand } from './commands/init.js';
 import { extraCommand, type ExtraCommand } from './commands/extra.js';
 
@@ -197,7 +198,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Co
     captureCommand,
     impairCommand,
     webCommand,
-    ...(runner ? [] : [setupCommand, initCommand]),
+    ...(runner ? [] : [setupCommand, initCommand, p4Command]),
   ];
   for (const make of commands) program.addCommand(make(ctx));
   for (const x of extra) program.addCommand(extraCommand(ctx, x));

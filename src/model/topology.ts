@@ -304,8 +304,10 @@ export class Topology {
 
   /**
    * Options of the SoftNPU switch of `npu` (defaults: `{ program: 'sidecar-lite', cpuPort: 'raw' }`):
-   * - `program`: `'sidecar-lite'`, `'wire'` (ports 1 and 2 joined), or the path of a module
-   *   exporting `createPipeline(radix)` (relative paths are taken from the working directory);
+   * - `program`: `'sidecar-lite'`, `'sidecar-lite.p4'` (the same in P4), `'wire'` (ports 1
+   *   and 2 joined), the path of a P4 program (`./router.p4`, compiled at preflight; see
+   *   docs/p4.md), or the path of a module exporting `createPipeline(radix)` (relative paths
+   *   are taken from the working directory);
    * - `cpuPort`: `'raw'`, one CPU NIC (the scrimlet's last) carrying frames with the sidecar
    *   header; `'tfports'`, one scrimlet NIC per switch port with the header removed, so the
    *   scrimlet's kernel answers ARP and ping for its addresses.
@@ -319,7 +321,7 @@ export class Topology {
     const merged = { ...SOFTNPU_DEFAULTS, ...s.softnpu, ...options };
     const p = merged.program;
     // A module path is fixed now, like a mount source: later commands run from elsewhere.
-    if (typeof p === 'string' && (p.includes('/') || /\.[cm]?[jt]s$/.test(p))) merged.program = path.resolve(p);
+    if (typeof p === 'string' && (p.includes('/') || /\.[cm]?[jt]s$/.test(p) || (p.endsWith('.p4') && p !== 'sidecar-lite.p4'))) merged.program = path.resolve(p);
     s.softnpu = merged;
   }
 

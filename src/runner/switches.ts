@@ -39,6 +39,7 @@ import {
   type TableDump,
   type TableRemoveRequest,
 } from '../switch/index.js';
+import type { LoadProgramReply } from '../switch/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import type { FalconPaths } from './paths.js';
@@ -97,8 +98,23 @@ export async function switchProgramProblems(spec: TopologySpec): Promise<Topolog
       });
     else if (!(await fs.stat(prog).catch(() => undefined))?.isFile())
       problems.push({ path: `nodes.${p.npu}.softnpu.program`, message: `program module ${prog} does not exist`, fix: 'fix the path, or use a built-in program' });
+    else if (prog.endsWith('.p4')) problems.push(...(await p4Problems(p.npu, prog, p.radix + 1)));
   }
   return problems;
+}
+
+/** A P4 program compiled at preflight: each of its problems, with its position, before anything starts. */
+async function p4Problems(npu: string, file: string, radix: number): Promise<TopologyProblem[]> {
+  const { compileP4Pipeline } = await import('../switch/p4-program.js');
+  try {
+    compileP4Pipeline(file, radix);
+    return [];
+  } catch (e) {
+    const d = (e as { diagnostics?: { file: string; line: number; col: number; message: string; fix?: string }[] }).diagnostics;
+    const at = `nodes.${npu}.softnpu.program`;
+    if (!d?.length) return [{ path: at, message: `P4 program ${file} does not compile: ${(e as Error).message}` }];
+    return d.map((x) => ({ path: at, message: `${x.file}:${x.line}:${x.col}: ${x.message}`, ...(x.fix ? { fix: x.fix } : {}) }));
+  }
 }
 
 /** Pids of the switch processes of `npus`, found by their config file argument. */
@@ -310,6 +326,17 @@ export class NpuControl {
   }
   stats(): Promise<SwitchStats> {
     return this.with((c) => c.stats());
+  }
+  /**
+   * Load the P4 program in `file` (with the includes it reads from its own folders) into the
+   * running switch, as scadm's load-program does; the old program keeps running when the new one
+   * does not compile (the reply's `errors`). Tables whose layout matches are kept.
+   */
+  async load(file: string): Promise<LoadProgramReply> {
+    // The P4 front end is loaded only by the commands that need it.
+    const { programFromFile } = await import('../switch/program-load.js');
+    const program = programFromFile(file);
+    return this.with((c) => c.loadProgram(program, { timeoutMs: Math.max(this.timeoutMs, 60_000) }));
   }
   /** Empty every table. */
   clear(): Promise<void> {

@@ -11,6 +11,7 @@
  * with the switch's code (NPU_TABLE, INVALID_ARGUMENT...); no answer throws NPU_CONTROL.
  * `pcapHeader`/`pcapRecord` turn captured frames into a pcap file (LINKTYPE_ETHERNET).
  */
+import type { LoadProgramReply, ProgramSource } from './program-load.js';
 import net from 'node:net';
 import { ERROR_CODES, FalconError, type FalconErrorCode } from '../util/errors.js';
 import type { CapturedFrame, ControlReply, ControlRequest, SwitchStats } from './control-protocol.js';
@@ -121,6 +122,10 @@ export class SwitchClient {
   }
   async tableRemove(r: TableRemoveRequest | TableRemoveRequest[], o?: ClientOptions): Promise<void> {
     for (const x of Array.isArray(r) ? r : [r]) await this.request({ TableRemove: x }, o);
+  }
+  /** LoadProgram: the switch compiles `program` and runs it, or replies with the errors. */
+  loadProgram(program: ProgramSource, o?: ClientOptions): Promise<LoadProgramReply> {
+    return this.request({ LoadProgram: { name: program.name, source: program.source, files: program.files } }, o) as Promise<LoadProgramReply>;
   }
   stats(o?: ClientOptions): Promise<SwitchStats> {
     return this.request('Stats', o) as Promise<SwitchStats>;

@@ -20,6 +20,8 @@ export { dumpTables, Counters } from './pipeline.js';
 export { loadPipeline, BUILTIN_PROGRAMS } from './loader.js';
 export type { Pipeline, PipelineModule, PacketOut, TableEntryJson } from './pipeline.js';
 export type { BuiltinProgram } from './loader.js';
+export type { LoadProgramReply, ProgramSource } from './program-load.js';
+export type { LoadProgramRequest } from './mgmt.js';
 export { ExactTable, LpmTable, RangeTable, TernaryTable, InertTable, TableSet, noParams } from './tables.js';
 export { SIDECAR_ETHERTYPE, SIDECAR_HEADER_LEN, SidecarCode, encapsulate, decapsulate, readSidecarHeader } from './sidecar-header.js';
 export { SIDECAR_LITE_TABLES } from './programs/sidecar-lite.js';

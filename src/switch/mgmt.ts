@@ -6,7 +6,11 @@
  * - `"DumpRequest"`: reply the bare JSON map `{table: [{action_id, keyset_data,
  *   parameter_data}]}` (every table, empty ones too), then `\n`;
  * - `{"TableAdd":{"table","action","keyset_data":[u8],"parameter_data":[u8]}}`: no reply;
- * - `{"TableRemove":{"table","keyset_data":[u8]}}`: no reply.
+ * - `{"TableRemove":{"table","keyset_data":[u8]}}`: no reply;
+ * - `{"LoadProgram":{"name":"x.p4","source"|"source_b64","files"?}}` (Falcon's, as scadm's
+ *   load-program): the switch compiles the P4 program and swaps it in; reply one JSON line,
+ *   `{"ok":true,"program","tables":{"kept","dropped"}}` or `{"ok":false,"program","errors":[...]}`
+ *   (program-load.ts).
  *
  * {@link MgmtReader} turns the UART's byte stream into requests: it splits on `\n`, drops
  * `\r` and `\0`, ignores lines without the preamble (the guest tty's echo of our replies,
@@ -25,11 +29,26 @@ export const MGMT_MAX_LINE = 1 << 20;
 const bytes = z.array(z.number().int().min(0).max(255));
 const tableAdd = z.object({ table: z.string(), action: z.string(), keyset_data: bytes, parameter_data: bytes, priority: z.number().int().optional() });
 const tableRemove = z.object({ table: z.string(), keyset_data: bytes });
+/** LoadProgram's body: the program's file name, its source (text or base64), and its own includes. */
+export const loadProgramSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+\.p4$/, 'must be a file name ending in .p4'),
+    source: z.string().optional(),
+    /** The source as base64: easy to send from a shell (`base64 -w0 prog.p4`). */
+    source_b64: z.string().regex(/^[A-Za-z0-9+/=\s]*$/, 'must be base64').optional(),
+    /** Included files by their path relative to the program (`"headers.p4"`, `"../common/h.p4"`). */
+    files: z.record(z.string()).optional(),
+  })
+  .strict()
+  .refine((v) => (v.source === undefined) !== (v.source_b64 === undefined), 'give the source in exactly one of source and source_b64');
+export type LoadProgramRequest = z.infer<typeof loadProgramSchema>;
+
 export const mgmtRequestSchema = z.union([
   z.literal('RadixRequest'),
   z.literal('DumpRequest'),
   z.object({ TableAdd: tableAdd }).strict(),
   z.object({ TableRemove: tableRemove }).strict(),
+  z.object({ LoadProgram: loadProgramSchema }).strict(),
 ]);
 export type MgmtRequest = z.infer<typeof mgmtRequestSchema>;
 
@@ -125,6 +144,7 @@ export function applyMgmtRequest(p: Pipeline, dataPorts: number, req: MgmtReques
     p.tableAdd(a.table, a.action, Uint8Array.from(a.keyset_data), Uint8Array.from(a.parameter_data), a.priority);
     return { changed: true };
   }
+  if ('LoadProgram' in req) throw new FalconError('INTERNAL', 'LoadProgram is the switch\'s to handle, not the pipeline\'s');
   const r = req.TableRemove;
   p.tableRemove(r.table, Uint8Array.from(r.keyset_data));
   return { changed: true };

@@ -24,7 +24,8 @@ import { ControlServer } from './control-server.js';
 import type { CapturedFrame, ControlRequest, LinkStats, SwitchStats } from './control-protocol.js';
 import { FrameBatch, FrameReader } from './framing.js';
 import { ReconnectingSocket, ServedSocket, type LinkOptions, type PortSocket } from './link.js';
-import { MgmtReader, applyMgmtRequest, type MgmtRequest } from './mgmt.js';
+import { MgmtReader, applyMgmtRequest, type LoadProgramRequest, type MgmtRequest } from './mgmt.js';
+import type { LoadProgramReply } from './program-load.js';
 import { dumpTables, type Pipeline } from './pipeline.js';
 import { loadPipeline } from './loader.js';
 import { SIDECAR_MIN_FRAME, SidecarCode, decapsulate, encapsulate } from './sidecar-header.js';
@@ -68,12 +69,64 @@ export class Switch {
   private readonly captures = new Set<{ ports: Set<number> | undefined; sink: CaptureSink }>();
   private captureAny = false;
   private started = 0;
+  /** The program running now: the configured one, or the name of the one loaded last. */
+  private programName: string;
   private readonly log: Logger;
   private readonly tfportsMode: boolean;
 
   constructor(readonly config: SwitchConfig, private readonly opts: SwitchOptions) {
     this.log = opts.log;
     this.tfportsMode = config.cpuPort === 'tfports';
+    this.programName = config.program;
+  }
+
+  /** Where a loaded program is kept across restarts: beside the tables. */
+  private get programFile(): string | undefined {
+    const t = this.config.tablesFile;
+    return t ? t.replace(/(\.npu-tables)?\.json$/, '.npu-program.json') : undefined;
+  }
+
+  /** The pipeline at start: the program loaded last (saved), else the configured one. */
+  private async initialPipeline(): Promise<Pipeline> {
+    const c = this.config;
+    if (this.opts.pipeline) return this.opts.pipeline;
+    const saved = this.programFile ? await (await import('./program-load.js')).readSavedProgram(this.programFile) : undefined;
+    if (saved) {
+      try {
+        const p = (await import('./program-load.js')).compileLoaded(saved, this.portCount);
+        this.programName = saved.name;
+        this.log.log({ kind: 'step', msg: `${c.name}: running ${saved.name}, the program loaded last (${this.programFile})` });
+        return p;
+      } catch (e) {
+        this.log.log({ kind: 'warn', msg: `${c.name}: the program loaded last (${saved.name}) does not compile any more, running ${c.program}: ${(e as Error).message}` });
+      }
+    }
+    return loadPipeline(c.program, this.portCount, c.programBaseDir ?? path.dirname(c.pidFile));
+  }
+
+  /**
+   * LoadProgram: compile, move the tables over, swap between two frames (this process is
+   * single-threaded), save it for restarts. A program that does not compile changes nothing.
+   */
+  async loadProgram(r: LoadProgramRequest): Promise<LoadProgramReply> {
+    const pl = await import('./program-load.js');
+    const prog = pl.programOfRequest(r);
+    let next: Pipeline;
+    try {
+      next = pl.compileLoaded(prog, this.portCount);
+    } catch (e) {
+      const errors = pl.compileErrors(e);
+      this.log.log({ kind: 'warn', msg: `${this.config.name}: program ${prog.name} refused, ${this.programName} keeps running: ${errors.join(' | ')}` });
+      return { ok: false, program: prog.name, errors };
+    }
+    const tables = pl.moveTables(this.pipeline, next);
+    this.pipeline = next;
+    this.programName = prog.name;
+    if (this.programFile) await pl.saveProgram(this.programFile, prog);
+    if (this.config.tablesFile) this.saver = new TableSaver(this.config.tablesFile, prog.name, next);
+    await this.persist().catch(() => {});
+    this.log.log({ kind: 'step', msg: `${this.config.name}: now running ${prog.name} (tables: ${tables.kept} entries kept, ${tables.dropped} dropped)` });
+    return { ok: true, program: prog.name, tables };
   }
 
   /** Number of pipeline ports (radix + 1). */
@@ -90,14 +143,14 @@ export class Switch {
     const c = this.config;
     this.releaseLock = await acquireLock(c.pidFile, { what: `the switch of ${c.name}`, waitMs: 0, purpose: 'switch' });
     try {
-      this.pipeline = this.opts.pipeline ?? (await loadPipeline(c.program, this.portCount, c.programBaseDir ?? path.dirname(c.pidFile)));
+      this.pipeline = await this.initialPipeline();
       if (c.tablesFile) {
         const saved = await readSavedTables(c.tablesFile);
         if (saved) {
           const refused = restoreTables(this.pipeline, saved, this.log);
           this.log.log({ kind: 'step', msg: `${c.name}: restored tables from ${c.tablesFile}${refused ? ` (${refused} entries refused)` : ''}` });
         }
-        this.saver = new TableSaver(c.tablesFile, c.program, this.pipeline);
+        this.saver = new TableSaver(c.tablesFile, this.programName, this.pipeline);
       }
       const cap = c.backpressureBytes;
       for (let i = 0; i < this.portCount; i++) {
@@ -268,6 +321,16 @@ export class Switch {
 
   private onMgmtRequest(r: MgmtRequest): void {
     this.mgmtStats.requests++;
+    if (typeof r === 'object' && 'LoadProgram' in r) {
+      void this.loadProgram(r.LoadProgram).then(
+        (reply) => this.mgmt?.write(Buffer.from(JSON.stringify(reply) + '\n')),
+        (e: unknown) => {
+          this.mgmtStats.errors++;
+          this.log.log({ kind: 'warn', msg: `${this.config.name} management UART: LoadProgram failed: ${(e as Error).message}` });
+        },
+      );
+      return;
+    }
     try {
       const out = applyMgmtRequest(this.pipeline, this.config.radix, r);
       if (out.reply !== undefined) this.mgmt?.write(Buffer.from(out.reply));
@@ -315,6 +378,7 @@ export class Switch {
       this.captureAny = true;
       return { ports: ports ?? [...this.ports.keys()], stop: () => this.stopCapture(entry) };
     }
+    if (typeof req === 'object' && 'LoadProgram' in req) return this.loadProgram(req.LoadProgram);
     const out = applyMgmtRequest(this.pipeline, this.config.radix, req);
     if (out.changed) await this.persist();
     if (req === 'RadixRequest') return this.config.radix;
@@ -330,7 +394,7 @@ export class Switch {
   stats(): SwitchStats {
     return {
       name: this.config.name,
-      program: this.config.program,
+      program: this.programName,
       radix: this.config.radix,
       pid: process.pid,
       uptimeMs: this.started ? Date.now() - this.started : 0,

@@ -1,7 +1,7 @@
 /**
  * `$topo npu NODE ...`: the SoftNPU switch of an npu node, through its control socket.
  *
- *   radix | dump [--json] | stats [--json] | clear
+ *   radix | dump [--json] | stats [--json] | clear | load FILE.p4 [--json]
  *   add TABLE ACTION KEY PARAMS | remove TABLE KEY          (bytes: "1,0,2" or "[1,0,2]")
  *   capture [--port N]... [-w FILE|-w -] [--count N] [--timeout S]
  *   inject --port N [--out] HEX
@@ -120,6 +120,14 @@ async function capture(npu: NpuControl, o: NpuOpts, c: CommandContext): Promise<
   }
 }
 
+/** `npu NODE load FILE`: the switch compiles and runs the program, or says why not (exit 1). */
+async function load(n: NpuControl, file: string, o: NpuOpts, c: CommandContext): Promise<void> {
+  const r = await n.load(file);
+  if (o.json) c.print(JSON.stringify(r, null, 2));
+  else if (r.ok) c.print(`switch of ${n.node}: now running ${r.program}; tables: ${r.tables.kept} entries kept, ${r.tables.dropped} dropped`);
+  if (!r.ok) throw new FalconError('P4_CHECK', `switch of ${n.node}: ${r.program} was refused, the old program keeps running:\n${r.errors.join('\n')}`);
+}
+
 const ACTIONS: Record<string, { usage: string; run: Action }> = {
   radix: { usage: 'radix', run: async (n, _a, _o, c) => c.print(String(await n.radix())) },
   dump: {
@@ -137,6 +145,7 @@ const ACTIONS: Record<string, { usage: string; run: Action }> = {
     },
   },
   clear: { usage: 'clear', run: (n) => n.clear() },
+  load: { usage: 'load FILE.p4 [--json]', run: (n, a, o, c) => load(n, need(a, 1, 'load FILE.p4')[0]!, o, c) },
   add: {
     usage: 'add TABLE ACTION KEY PARAMS',
     run: (n, a) => {
