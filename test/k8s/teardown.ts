@@ -164,7 +164,7 @@ export async function leftovers(w: Who, o: { keepLogs?: boolean } = {}): Promise
   for (const [pid, desc] of clusterProcesses(w)) out.push(`process ${pid}: ${desc}`);
   const dir = path.resolve(w.stateDir);
   for (const m of mountPoints()) {
-    if (m === dir || m.startsWith(dir + '/') || new RegExp(`^/run/netns/${escapeRe(w.name)}-`).test(m)) out.push(`mount ${m}`);
+    if (m === dir || m.startsWith(dir + '/') || new RegExp(`^/run/netns/${escapeRe(w.name)}-(cp|h\\d+)$`).test(m)) out.push(`mount ${m}`);
   }
   for (const ns of netnsOf(w.name)) out.push(`network namespace ${ns}`);
   // Pod network namespaces are pinned under containerd's state dir (netns_mounts_under_state_dir),
