@@ -63,9 +63,10 @@ export class FalconPaths {
     return { mgmt: path.join(d, `${npu}.npumgmt`), control: path.join(d, `${npu}.npuctl`), port: (p) => path.join(d, `${npu}.port${p}`) };
   }
   /** The files of an npu's switch process in the falcon dir. */
-  npuFiles(npu: string): { config: string; log: string; pidFile: string; tables: string } {
+  npuFiles(npu: string): { config: string; log: string; pidFile: string; tables: string; program: string } {
     const f = (s: string) => path.join(this.dir, `${npu}.${s}`);
-    return { config: f('npu.json'), log: f('switch.log'), pidFile: f('npu.pid'), tables: f('npu-tables.json') };
+    // program: the P4 program loaded last (LoadProgram), which the switch runs again on restart.
+    return { config: f('npu.json'), log: f('switch.log'), pidFile: f('npu.pid'), tables: f('npu-tables.json'), program: f('npu-program.json') };
   }
   sockets(node: string): { qmp: string; console: string; exec: string } {
     const d = this.socketDir;

@@ -239,7 +239,10 @@ export interface SwitchInfo {
   /** The npu node, or `<driver>.sidemux` for a sidecar link's switch. */
   node: string;
   kind: 'softnpu' | 'sidemux';
+  /** The program it runs: the topology's, or the P4 program loaded last (`loaded`). */
   program: string;
+  /** True when `program` was loaded at run time (LoadProgram), not declared by the topology. */
+  loaded?: boolean;
   cpuPort: 'raw' | 'tfports';
   radix: number;
   status: 'running' | 'stopped';
@@ -253,11 +256,21 @@ export interface SwitchInfo {
 }
 
 /** The topology's switches and their ports. */
+/** The name of the P4 program saved by the last LoadProgram, if any. */
+async function loadedProgramName(file: string): Promise<string | undefined> {
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  const name = (JSON.parse(text) as { name?: unknown }).name;
+  return typeof name === 'string' ? name : undefined;
+}
+
 export async function switchInfo(spec: TopologySpec, paths: FalconPaths): Promise<SwitchInfo[]> {
   const plans = switchPlans(spec);
   const pids = await switchPids(paths, plans.map((p) => p.npu));
+  const loaded = new Map(await Promise.all(plans.map(async (p) => [p.npu, await loadedProgramName(paths.npuFiles(p.npu).program)] as const)));
   return plans.map((p) => {
     const pid = pids.get(p.npu)?.[0];
+    const l = loaded.get(p.npu);
     const cpu = p.port0
       ? `${p.port0.node} NIC ${p.port0.index} (sidecar)`
       : p.options.cpuPort === 'raw'
@@ -266,7 +279,8 @@ export async function switchInfo(spec: TopologySpec, paths: FalconPaths): Promis
     return {
       node: p.npu,
       kind: p.kind,
-      program: p.options.program,
+      program: l ?? p.options.program,
+      ...(l ? { loaded: true } : {}),
       cpuPort: p.options.cpuPort,
       radix: p.radix,
       status: pid ? 'running' : 'stopped',

@@ -327,7 +327,7 @@ describe('p4 checker: what it refuses, each at its position', () => {
 });
 
 describe('p4 checker: Falcon\'s own programs', () => {
-  const programs = ['../../src/switch/programs/sidecar-lite.p4', '../../src/p4/examples/router.p4'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
+  const programs = ['../../src/switch/programs/sidecar-lite.p4', '../../examples/p4/router.p4'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
   it.each(programs.filter((p) => existsSync(p)))('parses and checks %s with the bundled includes', (path) => {
     const c = loadP4Program(path);
     expect(c.main.packageName).toBe('SoftNPU');

@@ -424,7 +424,7 @@ control egress(inout headers_t hdr, inout ingress_metadata_t ig, inout egress_me
 
 describe('the example router.p4', () => {
   it('routes by LPM and rewrites both MACs', async () => {
-    const p = await loadPipeline(fileURLToPath(new URL('../../src/p4/examples/router.p4', import.meta.url)), 4);
+    const p = await loadPipeline(fileURLToPath(new URL('../../examples/p4/router.p4', import.meta.url)), 4);
     p.tableAdd('ingress.routes', 'forward', Uint8Array.from(lpmKey(ipv4Bytes('10.0.2.0'), 24)), Uint8Array.from([...le16(2), ...rev(MAC_B)]));
     p.tableAdd('ingress.port_mac', 'set_src', Uint8Array.from(le16(2)), Uint8Array.from(rev([0xa8, 0x40, 0x25, 0, 0, 0xa2])));
     const out = p.processPacket(1, v4Frame('10.0.1.2', '10.0.2.9'));
