@@ -18,6 +18,7 @@ export { P4Error, formatDiagnostic, type P4Diagnostic, type P4ErrorCode } from '
 export { lex, type Token } from './lexer.js';
 export { BUNDLED_INCLUDE_DIR, preprocess, type PreprocessOptions, type Preprocessed } from './preprocess.js';
 export { checkProgram, typeToString } from './check.js';
+export { tableLayouts, type TableLayout, type KeyFieldLayout, type ActionLayout, type ParamLayout } from './table-layout.js';
 
 export type P4Options = PreprocessOptions;
 
