@@ -83,9 +83,20 @@ export async function k8sLaunch(c: RunContext, spec: TopologySpec, b: Kubernetes
   for (const p of m.pods) await api.create(p);
   await waitRunning(s, spec.nodes.map((n) => n.name));
   await s.pointPeers(spec.nodes.map((n) => n.name));
+  await warnMtu(s, m.options);
   await k8sApplyImpairments(s);
   await waitNodesReady(s, spec.nodes.map((n) => n.name));
   c.log.log({ kind: 'step', msg: `topology "${spec.name}" is up on the cluster (${((Date.now() - started) / 1000).toFixed(1)} s)` });
+}
+
+/** Once a pod knows the pod network's MTU: the links whose guest MTU does not fit, as preflight words it. */
+async function warnMtu(s: K8sSession, o: TopologyManifests['options']): Promise<void> {
+  const first = s.spec.nodes[0];
+  if (!first) return;
+  const podMtu = (await s.ctl(first.name, { op: 'status' }).catch(() => undefined))?.podMtu;
+  if (podMtu === undefined) return;
+  for (const w of k8sPreflight(s.spec, o, { podMtu }).warnings.filter((x) => x.path.startsWith('links')))
+    s.c.log.log({ kind: 'warn', msg: `${w.path}: ${w.message}${w.fix ? `; ${w.fix}` : ''}` });
 }
 
 /** Wait until the nodes' pods run and have IPs; a pod that cannot fails the launch with its reason and log. */
