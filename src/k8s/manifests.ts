@@ -11,8 +11,8 @@
  * service account and no API access of their own.
  */
 import type { TopologySpec } from '../model/spec.js';
-import { ANNOTATION_SPEC, ANNOTATION_TOPOLOGY, CONFIGMAP_NAME, defaultNamespace, specDigest, topologyLabels } from './names.js';
-import { resolveK8sOptions, type K8sBackendOptions, type ResolvedK8sOptions } from './options.js';
+import { ANNOTATION_SPEC, ANNOTATION_TOPOLOGY, CONFIGMAP_NAME, defaultNamespace, p4ProgramKey, specDigest, topologyLabels } from './names.js';
+import { resolveK8sOptions, type K8sBackendOptions, type P4ProgramFiles, type ResolvedK8sOptions } from './options.js';
 import { nodePod } from './pod.js';
 import type { ConfigMap, K8sObject, Namespace, Pod } from './types.js';
 
@@ -72,13 +72,13 @@ export function topologyNamespace(topology: string, namespace: string): Namespac
  * topologyConfigMap(spec, 'falcon-duo').data['topology.json'] === topologyJson(spec); // true
  * ```
  */
-export function topologyConfigMap(spec: TopologySpec, namespace: string): ConfigMap {
+export function topologyConfigMap(spec: TopologySpec, namespace: string, p4: Record<string, P4ProgramFiles> = {}): ConfigMap {
   const json = topologyJson(spec);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: CONFIGMAP_NAME, namespace, labels: topologyLabels(spec.name), annotations: { [ANNOTATION_TOPOLOGY]: spec.name, [ANNOTATION_SPEC]: specDigest(json) } },
-    data: { 'topology.json': json },
+    data: { 'topology.json': json, ...Object.fromEntries(Object.entries(p4).map(([npu, prog]) => [p4ProgramKey(npu), JSON.stringify(prog)])) },
   };
 }
 
@@ -94,7 +94,7 @@ export function topologyConfigMap(spec: TopologySpec, namespace: string): Config
 export function k8sManifests(spec: TopologySpec, options: K8sBackendOptions): TopologyManifests {
   const o = resolveK8sOptions(spec, options);
   const namespace = topologyNamespace(spec.name, o.namespace);
-  const configMap = topologyConfigMap(spec, o.namespace);
+  const configMap = topologyConfigMap(spec, o.namespace, o.p4Programs);
   const specSha256 = configMap.metadata.annotations![ANNOTATION_SPEC]!;
   const pods = spec.nodes.map((n) => nodePod(spec, n.name, o, specSha256));
   const ownsNamespace = o.namespace === defaultNamespace(spec.name);

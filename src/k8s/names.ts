@@ -152,3 +152,15 @@ export function isImageRef(ref: string): boolean {
 export function specDigest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
+
+/**
+ * The ConfigMap key, and the file beside topology.json in the npu's pod, of the P4 program of
+ * `npu`'s switch.
+ *
+ * ```ts
+ * p4ProgramKey('scrimlet'); // 'p4-scrimlet.json'
+ * ```
+ */
+export function p4ProgramKey(npu: string): string {
+  return `p4-${npu}.json`;
+}

@@ -48,6 +48,18 @@ export interface K8sBackendOptions {
   baseImageRefs?: Record<string, string>;
   /** Pin nodes to cluster nodes (`kubernetes.io/hostname`), a required node affinity; others float. */
   placement?: Record<string, string>;
+  /**
+   * The P4 programs of switches whose program is a `.p4` file, by npu node: source and includes,
+   * read by the runner at launch. P4 is data: it reaches the npu's pod in the ConfigMap.
+   */
+  p4Programs?: Record<string, P4ProgramFiles>;
+}
+
+/** A P4 program as the ConfigMap carries it: its file name, its source, its includes by relative path. */
+export interface P4ProgramFiles {
+  name: string;
+  source: string;
+  files: Record<string, string>;
 }
 
 /** vCPUs per requested CPU unless told otherwise: KubeVirt's default. */
@@ -65,6 +77,7 @@ export interface ResolvedK8sOptions {
   /** One entry per image the topology's nodes use. */
   baseImageRefs: Record<string, string>;
   placement: Record<string, string>;
+  p4Programs: Record<string, P4ProgramFiles>;
 }
 
 function bad(option: string, value: unknown, takes: string): FalconError {
@@ -138,5 +151,6 @@ export function resolveK8sOptions(spec: TopologySpec, o: K8sBackendOptions): Res
     baseImages: baseSource(o),
     baseImageRefs: baseRefs(spec, o),
     placement,
+    p4Programs: { ...(o.p4Programs ?? {}) },
   };
 }

@@ -15,7 +15,7 @@ import type { NodeSpec, TopologySpec } from '../model/spec.js';
 import { FalconError } from '../util/errors.js';
 import { podAffinity } from './affinity.js';
 import { podSwitches } from './links.js';
-import { ANNOTATION_NODE, ANNOTATION_SPEC, ANNOTATION_TOPOLOGY, CONFIGMAP_NAME, LABEL_NODE, podName, topologyLabels } from './names.js';
+import { ANNOTATION_NODE, ANNOTATION_SPEC, ANNOTATION_TOPOLOGY, CONFIGMAP_NAME, LABEL_NODE, p4ProgramKey, podName, topologyLabels } from './names.js';
 import type { ResolvedK8sOptions } from './options.js';
 import { podResources, type ContainerRequests } from './resources.js';
 import type { Container, EnvVar, Pod, Volume, VolumeMount } from './types.js';
@@ -61,7 +61,7 @@ function baseVolume(n: NodeSpec, o: ResolvedK8sOptions): Volume[] {
 
 function volumes(n: NodeSpec, o: ResolvedK8sOptions): Volume[] {
   const v: Volume[] = [
-    { name: 'spec', configMap: { name: CONFIGMAP_NAME, items: [{ key: 'topology.json', path: 'topology.json' }] } },
+    { name: 'spec', configMap: { name: CONFIGMAP_NAME, items: [{ key: 'topology.json', path: 'topology.json' }, ...(o.p4Programs[n.name] ? [{ key: p4ProgramKey(n.name), path: p4ProgramKey(n.name) }] : [])] } },
     { name: 'state', emptyDir: {} },
     { name: 'images', emptyDir: {} },
     ...baseVolume(n, o),

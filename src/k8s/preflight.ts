@@ -45,13 +45,18 @@ function extProblems(spec: TopologySpec): TopologyProblem[] {
   return out;
 }
 
-function switchProblems(spec: TopologySpec): TopologyProblem[] {
+/** A switch program given as a file: a P4 one travels in the ConfigMap (the runner reads it); a module cannot. */
+function switchProblems(spec: TopologySpec, o: ResolvedK8sOptions): TopologyProblem[] {
   return npuPlans(spec)
-    .filter((p) => p.options.program.includes('/'))
+    .filter((p) => p.options.program.includes('/') && !(p.options.program.endsWith('.p4') && o.p4Programs[p.npu]))
     .map((p) => ({
       path: `nodes.${p.npu}.softnpu.program`,
-      message: `switch program ${p.options.program} is a file on this machine; the switch runs in the pod of "${p.npu}", which cannot load it`,
-      fix: 'use a built-in program (sidecar-lite, wire), or build the module into your falcon-node image and launch with --image',
+      message: p.options.program.endsWith('.p4')
+        ? `the source of P4 program ${p.options.program} was not given (option p4Programs.${p.npu}); the switch runs in the pod of "${p.npu}"`
+        : `switch program ${p.options.program} is a file on this machine; the switch runs in the pod of "${p.npu}", which cannot load it`,
+      fix: p.options.program.endsWith('.p4')
+        ? 'launch through the Runner (it reads the program and its includes), or pass p4Programs'
+        : 'use a built-in program (sidecar-lite, sidecar-lite.p4, wire) or a P4 program (.p4), or build the module into your falcon-node image and launch with --image',
     }));
 }
 
@@ -134,7 +139,7 @@ function mtuWarnings(spec: TopologySpec, net: PodNetwork): TopologyProblem[] {
  */
 export function k8sPreflight(spec: TopologySpec, o: ResolvedK8sOptions, net: PodNetwork = {}): K8sPreflight {
   return {
-    problems: [...extProblems(spec), ...switchProblems(spec), ...collisionProblems(spec, o)],
+    problems: [...extProblems(spec), ...switchProblems(spec, o), ...collisionProblems(spec, o)],
     warnings: [...mappedWarnings(spec, o), ...mtuWarnings(spec, net)],
   };
 }

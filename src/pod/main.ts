@@ -107,7 +107,7 @@ function program(): Command {
     .requiredOption('--switch <name>')
     .action(async (o: { topology: string; switch: string }) => {
       process.umask(0o077);
-      process.exitCode = await runPodSwitch(await readPodTopology(o.topology), o.switch, context().paths);
+      process.exitCode = await runPodSwitch(await readPodTopology(o.topology), o.topology, o.switch, context().paths);
     });
   p.command('ready').option('--switch <name>').action(ready);
   p.command('ctl').argument('<op>').option('--body <json>', "the request's fields").option('--timeout-ms <ms>').action(ctl);

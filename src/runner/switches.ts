@@ -103,6 +103,18 @@ export async function switchProgramProblems(spec: TopologySpec): Promise<Topolog
   return problems;
 }
 
+/** The problems of the switches' P4 programs given as files (the k8s backend's preflight: it reads them too). */
+export async function p4ProgramProblems(spec: TopologySpec): Promise<TopologyProblem[]> {
+  const out: TopologyProblem[] = [];
+  for (const p of npuPlans(spec)) {
+    const prog = p.options.program;
+    if (!prog.endsWith('.p4') || !path.isAbsolute(prog)) continue;
+    if (!(await fs.stat(prog).catch(() => undefined))?.isFile()) out.push({ path: `nodes.${p.npu}.softnpu.program`, message: `P4 program ${prog} does not exist`, fix: 'fix the path, or use a built-in program' });
+    else out.push(...(await p4Problems(p.npu, prog, p.radix + 1)));
+  }
+  return out;
+}
+
 /** A P4 program compiled at preflight: each of its problems, with its position, before anything starts. */
 async function p4Problems(npu: string, file: string, radix: number): Promise<TopologyProblem[]> {
   const { compileP4Pipeline } = await import('../switch/p4-program.js');

@@ -241,6 +241,17 @@ describe.skipIf(process.env.FALCON_TEST_K8S === '0')('the Kubernetes backend on 
     expect(existsSync(d.paths.dir)).toBe(false);
   });
 
+  it("the p4-router example: its P4 program travels in the ConfigMap and runs in the scrimlet's pod; demo pings through it; destroy", async () => {
+    const dir = tempDir('k8s-p4');
+    const F = ['--falcon-dir', path.join(dir, '.falcon')];
+    await ok(topo('p4-router', ['launch', ...F, '--backend', 'k8s', '--kubeconfig', c.kubeconfig]));
+    const info = JSON.parse(await ok(topo('p4-router', ['info', ...F, '--json']))) as TopologyInfo;
+    expect(info.switches.map((s) => [s.program.endsWith('examples/p4/router.p4'), s.status])).toEqual([[true, 'running']]);
+    expect(await ok(topo('p4-router', ['demo', ...F]))).toMatch(/3 packets transmitted, 3 packets received/);
+    await ok(topo('p4-router', ['destroy', ...F]));
+    expect(await namespaces()).not.toContain('falcon-p4router');
+  });
+
   it('the softnpu example with gc1 and gc2 on different hosts: gc1 pings gc2 through the switch programmed over ttyS3, destroy', async () => {
     const dir = tempDir('k8s-softnpu');
     const F = ['--falcon-dir', path.join(dir, '.falcon')];

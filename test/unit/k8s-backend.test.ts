@@ -1,13 +1,15 @@
 // The k8s backend's pure parts on the runner side: the peer maps each pod is given, the
 // falcon-node argument lists, pod views and exit codes from the API's objects, exec frames,
 // supervisor requests, the launch flags, and .falcon/backend.json.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendOf, parsePlacement } from '../../src/cli/commands/launch.ts';
 import { encodeFrame, encodeResultFrame, FrameDecoder, FRAME_STDERR, FRAME_STDOUT, parsePodRequest, peerMaps, tunnelNeighbours } from '../../src/k8s/index.ts';
 import { Topology } from '../../src/model/topology.ts';
+import { k8sPreflight, resolveK8sOptions } from '../../src/k8s/index.ts';
+import { writePodP4Program } from '../../src/pod/switch.ts';
 import { exitCodeOf, podFailure, podView } from '../../src/runner/k8s/api.ts';
 import { backendByName, readBackendRecord, writeBackendRecord, type BackendRecord } from '../../src/runner/k8s/backend.ts';
 import { ctlArgv, guestExecArgv } from '../../src/runner/k8s/pod-exec.ts';
@@ -141,5 +143,30 @@ describe('.falcon/backend.json', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a P4 program in the pod', () => {
+  it('is written from the ConfigMap with its includes where they are found, climbing ones included', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'falcon-podp4-'));
+    const spec = path.join(dir, 'spec', 'topology.json');
+    mkdirSync(path.dirname(spec));
+    writeFileSync(path.join(dir, 'spec', 'p4-s.json'), JSON.stringify({ name: 'r.p4', source: '#include "../common/h.p4"\n', files: { '../common/h.p4': '// h\n', 'local.p4': '// l\n' } }));
+    const paths = new FalconPaths(path.join(dir, 'state'));
+    const file = await writePodP4Program(spec, 's', paths);
+    expect(file).toBe(path.join(dir, 'state', 'p4', 's', 'd', 'r.p4'));
+    expect(readFileSync(path.join(dir, 'state', 'p4', 's', 'common', 'h.p4'), 'utf8')).toBe('// h\n');
+    expect(readFileSync(path.join(dir, 'state', 'p4', 's', 'd', 'local.p4'), 'utf8')).toBe('// l\n');
+    await expect(writePodP4Program(spec, 'other', paths)).rejects.toThrow(/ConfigMap lacks p4-other\.json/);
+  });
+
+  it('a .p4 program without its source is refused at the k8s preflight; with it, it passes', () => {
+    const d = new Topology('p4k');
+    const s = d.node('s', 'tiny', 1, 1024);
+    d.softnpuLink(s, d.node('g', 'tiny', 1, 1024));
+    d.softnpu(s, { program: '/x/router.p4' });
+    const spec = d.toSpec();
+    expect(k8sPreflight(spec, resolveK8sOptions(spec, { version: '0.0.0' })).problems).toEqual([expect.objectContaining({ path: 'nodes.s.softnpu.program', message: expect.stringMatching(/source of P4 program \/x\/router\.p4 was not given/) })]);
+    expect(k8sPreflight(spec, resolveK8sOptions(spec, { version: '0.0.0', p4Programs: { s: { name: 'router.p4', source: '', files: {} } } })).problems).toEqual([]);
   });
 });

@@ -73,6 +73,7 @@ describe('options', () => {
       baseImages: { from: 'init-container' },
       baseImageRefs: { tiny: 'falcon.local/images/tiny:latest' },
       placement: {},
+      p4Programs: {},
     });
     expect(resolveK8sOptions(spec, { image: 'falcon.local/falcon-node:0.1.0-1a2b3c4d5e6f', baseImageRefs: { tiny: 'falcon.local/images/tiny:40c7b5b6665e' } })).toMatchObject({
       image: 'falcon.local/falcon-node:0.1.0-1a2b3c4d5e6f',

@@ -1,5 +1,6 @@
 // The manifests of every example topology: golden files compared byte for byte
 // (UPDATE_GOLDEN=1 rewrites them), every object valid against Kubernetes' schemas.
+import { programFromFile } from '../../src/switch/program-load.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +41,10 @@ async function exampleSpec(name: string): Promise<TopologySpec> {
     const runner = captured.runner as Runner | undefined; // set by the mocked run()
     if (!runner) throw new Error(`examples/${name}.ts did not call run()`);
     const spec = runner.toSpec();
-    for (const n of spec.nodes) for (const m of n.mounts) m.source = m.source.replace(root, '/checkout');
+    for (const n of spec.nodes) {
+      for (const m of n.mounts) m.source = m.source.replace(root, '/checkout');
+      if (n.softnpu?.program.endsWith('.p4')) n.softnpu.program = n.softnpu.program.replace(root, '/checkout');
+    }
     specs.set(name, spec);
   }
   return structuredClone(specs.get(name)!);
@@ -69,11 +73,16 @@ describe('k8s manifests of the examples', () => {
   for (const name of examples) {
     it(`${name}: golden file, valid against kubernetes-models and Kubernetes 1.20`, async () => {
       const spec = await exampleSpec(name);
-      const m = k8sManifests(spec, GOLDEN_OPTIONS);
+      // A P4 file program travels in the ConfigMap, as the runner reads it at launch.
+      const p4 = Object.fromEntries(
+        spec.nodes.filter((n) => n.softnpu?.program.endsWith('.p4')).map((n) => [n.name, programFromFile(n.softnpu!.program.replace('/checkout', root))]),
+      );
+      const options = Object.keys(p4).length ? { ...GOLDEN_OPTIONS, p4Programs: p4 } : GOLDEN_OPTIONS;
+      const m = k8sManifests(spec, options);
       golden(`${name}.json`, canonicalJson(manifestList(m.objects)));
       expect(schemaProblems(m.objects)).toEqual([]);
       expect(m.objects.map((o) => o.kind)).toEqual(['Namespace', 'ConfigMap', ...spec.nodes.map(() => 'Pod')]);
-      expect(k8sPreflight(spec, resolveK8sOptions(spec, GOLDEN_OPTIONS)).problems).toEqual([]);
+      expect(k8sPreflight(spec, resolveK8sOptions(spec, options)).problems).toEqual([]);
     }, 30_000); // the first test loads the schemas: slow on a busy machine
   }
 

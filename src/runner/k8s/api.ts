@@ -4,7 +4,8 @@
  * FalconError `K8S` naming the kubeconfig, context and server, or `K8S_POD` for a pod.
  */
 import { PassThrough, Writable } from 'node:stream';
-import { CoreV1Api, Exec, KubeConfig, VersionApi, type V1Pod, type V1Status } from '@kubernetes/client-node';
+// Types only: the client (hundreds of modules) loads when a topology on a cluster connects.
+import type { CoreV1Api, Exec, KubeConfig, V1Pod, V1Status } from '@kubernetes/client-node';
 import { ANNOTATION_NODE, ANNOTATION_SPEC, type ConfigMap, type K8sObject, type Namespace, type Pod } from '../../k8s/index.js';
 import { sleep } from '../../util/abort.js';
 import { FalconError } from '../../util/errors.js';
@@ -128,23 +129,28 @@ function bodyMessage(e: unknown): string {
   return (b as { message?: string } | undefined)?.message ?? (e as Error).message;
 }
 
+/** The client library, loaded by {@link KubeApi.connect}. */
+type KubeClient = typeof import('@kubernetes/client-node');
+
 /** A connection to one cluster. */
 export class KubeApi {
   private readonly core: CoreV1Api;
   private readonly execer: Exec;
 
   private constructor(
+    private readonly client: KubeClient,
     private readonly kc: KubeConfig,
     /** For messages: which kubeconfig, context and server. */
     readonly where: { kubeconfig: string; context: string; server: string },
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.execer = new Exec(kc);
+    this.core = kc.makeApiClient(client.CoreV1Api);
+    this.execer = new client.Exec(kc);
   }
 
   /** Load the kubeconfig and check the server answers (GET /version). */
   static async connect(t: KubeTarget = {}, env: NodeJS.ProcessEnv = process.env): Promise<KubeApi> {
-    const kc = new KubeConfig();
+    const client = await import('@kubernetes/client-node');
+    const kc = new client.KubeConfig();
     const file = t.kubeconfig ?? env.KUBECONFIG?.split(':')[0] ?? `${env.HOME ?? '~'}/.kube/config`;
     try {
       kc.loadFromFile(file);
@@ -158,7 +164,7 @@ export class KubeApi {
     }
     const server = kc.getCurrentCluster()?.server;
     if (!server) throw new FalconError('K8S', `kubeconfig ${file} names no cluster for context "${kc.getCurrentContext()}"; pick a context with a cluster (--context)`);
-    const api = new KubeApi(kc, { kubeconfig: file, context: kc.getCurrentContext(), server });
+    const api = new KubeApi(client, kc, { kubeconfig: file, context: kc.getCurrentContext(), server });
     await api.serverVersion();
     return api;
   }
@@ -172,7 +178,7 @@ export class KubeApi {
   /** The server's version, e.g. `v1.20.2`. */
   async serverVersion(): Promise<string> {
     try {
-      return (await this.kc.makeApiClient(VersionApi).getCode()).gitVersion;
+      return (await this.kc.makeApiClient(this.client.VersionApi).getCode()).gitVersion;
     } catch (e) {
       throw this.fail('GET /version', e);
     }

@@ -4,8 +4,11 @@
  * node; the tunnels pointed once the pods have IPs; ready when every supervisor says its guest
  * answers. A failed launch leaves what it made for `destroy`, which finds it through backend.json.
  */
+import path from 'node:path';
 import { exportRef } from '../../images/oci-export.js';
-import { k8sManifests, k8sPreflight, type K8sBackendOptions, type TopologyManifests } from '../../k8s/index.js';
+import { npuPlans } from '../../model/softnpu.js';
+import { p4ProgramProblems } from '../switches.js';
+import { k8sManifests, k8sPreflight, type K8sBackendOptions, type P4ProgramFiles, type TopologyManifests } from '../../k8s/index.js';
 import type { TopologyProblem } from '../../model/errors.js';
 import type { TopologySpec } from '../../model/spec.js';
 import { validateSpec } from '../../model/topology.js';
@@ -33,12 +36,21 @@ async function podOptions(c: RunContext, spec: TopologySpec, b: KubernetesBacken
     const meta = await c.store.get(image).catch(() => undefined);
     if (meta?.meta.sha256) refs[image] = exportRef({ name: image, sha256: meta.meta.sha256 });
   }
-  return { version, ...o, baseImageRefs: refs };
+  return { version, ...o, baseImageRefs: refs, p4Programs: await p4Sources(spec) };
+}
+
+/** The source and includes of every switch program that is a P4 file: the ConfigMap carries them to the pods. */
+async function p4Sources(spec: TopologySpec): Promise<Record<string, P4ProgramFiles>> {
+  const files = npuPlans(spec).filter((p) => p.options.program.endsWith('.p4') && path.isAbsolute(p.options.program));
+  if (!files.length) return {};
+  const { programFromFile } = await import('../../switch/program-load.js');
+  return Object.fromEntries(files.map((p) => [p.npu, programFromFile(p.options.program)]));
 }
 
 /** Everything that refuses the launch, before anything is made; the manifests when there is nothing. */
 export async function k8sPreflightAll(c: RunContext, spec: TopologySpec, b: KubernetesBackend, version: string): Promise<TopologyManifests> {
   const problems: TopologyProblem[] = validateSpec(spec);
+  if (!problems.length) problems.push(...(await p4ProgramProblems(spec)));
   if (problems.length) throw new PreflightError(spec.name, problems);
   let m: TopologyManifests;
   try {
