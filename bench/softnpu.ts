@@ -1,10 +1,12 @@
 /**
- * Section `softnpu`: two nodes a and b joined three ways at once, measured in turns (ABC, CBA,
+ * Section `softnpu`: two nodes a and b joined four ways at once, measured in turns (ABCD, DCBA,
  * ... so a drift of the machine hits all alike):
  *
  *   (a) kernel: a Falcon link (two taps wired with tc mirred), eth0, 10.1.0.0/24: the baseline;
  *   (b) wire:   a switch running the `wire` program (node w, ports 1 and 2), eth1, 10.2.0.0/24;
- *   (c) router: sidecar-lite in scrimlet s, routing 10.3.1.0/24 (port 1) and 10.3.2.0/24 (port 2), eth2.
+ *   (c) router: sidecar-lite in scrimlet s, routing 10.3.1.0/24 (port 1) and 10.3.2.0/24 (port 2), eth2;
+ *   (d) p4:     sidecar-lite.p4 (the same router in P4, compiled) in scrimlet p, the same tables
+ *               for 10.4.1.0/24 and 10.4.2.0/24, eth3: beside (c), the P4 program's cost.
  *
  * Per rung: ping RTT (avg) and throughput a->b, with the switch's CPU time (utime+stime from
  * /proc) and its drop counters (from its stats) over the transfer. a and b use the net image
@@ -30,6 +32,7 @@ const RUNGS = [
   { key: 'kernel', what: 'kernel link (tap + mirred)', dst: '10.1.0.2', npu: undefined },
   { key: 'wire', what: '`wire` program', dst: '10.2.0.2', npu: 'w' },
   { key: 'router', what: 'sidecar-lite router (scrimlet)', dst: '10.3.2.2', npu: 's' },
+  { key: 'p4', what: 'sidecar-lite.p4 router (scrimlet)', dst: '10.4.2.2', npu: 'p' },
 ] as const;
 type Rung = (typeof RUNGS)[number];
 /** Bits of /sys/class/net/NIC/device/features (the virtio spec's feature numbers). */
@@ -49,6 +52,8 @@ interface Sample {
   /** Frames the switch dropped during the transfer, per port (backpressure, disconnected, oversize). */
   drops?: { port: number; backpressure: number; disconnected: number; oversize: number }[];
   pipelineDropped?: number;
+  /** Frames the switch received on all its ports during the transfer (both directions: data and ACKs). */
+  switchRxFrames?: number;
   /** Mean size of the frames a sent during the transfer: as the switch received them (port 1), or as its tap did (kernel link). */
   bytesPerFrameFromA?: number;
 }
@@ -65,14 +70,18 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
   const b = r.node('b', image, 1, mb(busybox ? 256 : 1024));
   const w = r.node('w', 'tiny', 1, mb(256));
   const s = r.node('s', 'tiny', 1, mb(256));
+  const s4 = r.node('p', 'tiny', 1, mb(256));
   r.link(a, b);
   r.softnpuLink(w, a);
   r.softnpuLink(w, b);
   r.softnpu(w, { program: 'wire' });
   r.softnpuLink(s, a, '02:00:00:00:03:0a');
   r.softnpuLink(s, b, '02:00:00:00:03:0b');
+  r.softnpuLink(s4, a, '02:00:00:00:04:0a');
+  r.softnpuLink(s4, b, '02:00:00:00:04:0b');
+  r.softnpu(s4, { program: 'sidecar-lite.p4' });
   ctx.defer(`destroy ${r.name}`, () => r.destroy());
-  ctx.progress(`launching a, b (${image}) and the switch nodes w (wire), s (sidecar-lite) (tiny)`);
+  ctx.progress(`launching a, b (${image}) and the switch nodes w (wire), s (sidecar-lite), p (sidecar-lite.p4) (tiny)`);
   await withTimeout(600_000, `launch of ${r.name}`, ctx.signal, (signal) => r.launch({ signal }));
 
   const tapA = (await r.info()).links.find((l) => l.kind === 'link')!.a.ifname;
@@ -87,23 +96,30 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
 
   const R1 = 'a8:40:25:00:00:01';
   const R2 = 'a8:40:25:00:00:02';
-  const npu = r.npu(s);
-  await npu.addRoute4('10.3.1.0/24', 1, '10.3.1.2');
-  await npu.addRoute4('10.3.2.0/24', 2, '10.3.2.2');
-  await npu.addArpEntry('10.3.1.2', '02:00:00:00:03:0a');
-  await npu.addArpEntry('10.3.2.2', '02:00:00:00:03:0b');
-  await npu.setMac(1, R1);
-  await npu.setMac(2, R2);
-  await npu.addProxyArp('10.3.1.1', '10.3.1.1', R1);
-  await npu.addProxyArp('10.3.2.1', '10.3.2.1', R2);
+  // Both routers get the same requests, in their own subnets (10.3 for s, 10.4 for p).
+  for (const [node, net] of [
+    [s, 3],
+    [s4, 4],
+  ] as const) {
+    const npu = r.npu(node);
+    await npu.addRoute4(`10.${net}.1.0/24`, 1, `10.${net}.1.2`);
+    await npu.addRoute4(`10.${net}.2.0/24`, 2, `10.${net}.2.2`);
+    await npu.addArpEntry(`10.${net}.1.2`, `02:00:00:00:0${net}:0a`);
+    await npu.addArpEntry(`10.${net}.2.2`, `02:00:00:00:0${net}:0b`);
+    await npu.setMac(1, R1);
+    await npu.setMac(2, R2);
+    await npu.addProxyArp(`10.${net}.1.1`, `10.${net}.1.1`, R1);
+    await npu.addProxyArp(`10.${net}.2.1`, `10.${net}.2.1`, R2);
+  }
   for (const [node, x, other] of [
     ['a', 1, 2],
     ['b', 2, 1],
   ] as const) {
     await sh(
       node,
-      `for n in eth0 eth1 eth2; do ip link set $n up; done; ip addr add 10.1.0.${x}/24 dev eth0; ip addr add 10.2.0.${x}/24 dev eth1; ` +
-        `ip addr add 10.3.${x}.2/24 dev eth2; ip route add 10.3.${other}.0/24 via 10.3.${x}.1 dev eth2`,
+      `for n in eth0 eth1 eth2 eth3; do ip link set $n up; done; ip addr add 10.1.0.${x}/24 dev eth0; ip addr add 10.2.0.${x}/24 dev eth1; ` +
+        `ip addr add 10.3.${x}.2/24 dev eth2; ip route add 10.3.${other}.0/24 via 10.3.${x}.1 dev eth2; ` +
+        `ip addr add 10.4.${x}.2/24 dev eth3; ip route add 10.4.${other}.0/24 via 10.4.${x}.1 dev eth3`,
     );
   }
   if (!busybox) await sh('b', `iperf3 -s -D -p ${PORT}`);
@@ -137,6 +153,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
       const p0 = st0!.ports.find((p) => p.port === 1);
       const p1 = st1.ports.find((p) => p.port === 1);
       if (p0 && p1 && p1.rxFrames > p0.rxFrames) sample.bytesPerFrameFromA = (p1.rxBytes - p0.rxBytes) / (p1.rxFrames - p0.rxFrames);
+      sample.switchRxFrames = st1.ports.reduce((n, x) => n + x.rxFrames - (st0!.ports.find((y) => y.port === x.port)?.rxFrames ?? 0), 0);
     }
     return sample;
   };
@@ -169,7 +186,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
 
   // Why a stream NIC is slower than a tap: the virtio-net features a's NICs negotiated (a tap
   // has a vnet header: checksum offload and TSO; a stream netdev has none).
-  const features = await sh('a', 'for n in eth0 eth1 eth2; do echo "$n $(cat /sys/class/net/$n/device/features)"; done');
+  const features = await sh('a', 'for n in eth0 eth1 eth2 eth3; do echo "$n $(cat /sys/class/net/$n/device/features)"; done');
   const offload = Object.fromEntries(
     features
       .trim()
@@ -179,7 +196,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
         return [nic!, { csum: bits[VIRTIO_NET_F_CSUM] === '1', tso4: bits[VIRTIO_NET_F_HOST_TSO4] === '1' }] as const;
       }),
   );
-  const finalStats = Object.fromEntries(await Promise.all(['w', 's'].map(async (n) => [n, await r.npu(n).stats()] as const)));
+  const finalStats = Object.fromEntries(await Promise.all(['w', 's', 'p'].map(async (n) => [n, await r.npu(n).stats()] as const)));
 
   const of = (k: Rung['key']) => samples.filter((x) => x.rung === k);
   const bps = (k: Rung['key']) => stats(of(k).map((x) => x.bitsPerSecond)).median;
@@ -206,7 +223,7 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
         section: 'softnpu',
         measure: `  switch CPU per second of transfer (${rung.npu}, tiny node's switch process)`,
         falcon: `${cpuPerS.toFixed(2)} core`,
-        note: `CPU s per transfer ${list(k, (x) => `${x.switchCpuS!.toFixed(2)} s/${x.seconds.toFixed(1)} s`)}; drops backpressure/disconnected/oversize (cap ${cap}) ${drops.join(' ; ')}`,
+        note: `CPU s per transfer ${list(k, (x) => `${x.switchCpuS!.toFixed(2)} s/${x.seconds.toFixed(1)} s`)}; CPU per frame received ${list(k, (x) => `${nsPerFrame(x).toFixed(0)} ns`)}; drops backpressure/disconnected/oversize (cap ${cap}) ${drops.join(' ; ')}`,
       },
       {
         section: 'softnpu',
@@ -217,17 +234,48 @@ export async function softnpuSection(ctx: Ctx): Promise<{ rows: Row[]; data: Rec
       },
     );
   }
+  // The P4 program beside its TypeScript twin, measured in the same rounds.
+  const cpuOf = (k: Rung['key']) => stats(of(k).map((x) => x.switchCpuS! / x.seconds)).median;
+  const nsFrame = (k: Rung['key']) => stats(of(k).map(nsPerFrame)).median;
+  rows.push(
+    {
+      section: 'softnpu',
+      measure: `  sidecar-lite.p4 beside sidecar-lite (TypeScript): throughput, median of ${of('p4').length} vs ${of('router').length}`,
+      falcon: mbit(bps('p4')),
+      baseline: mbit(bps('router')),
+      ratio: ratio(bps('p4'), bps('router')),
+    },
+    {
+      section: 'softnpu',
+      measure: '  sidecar-lite.p4 beside sidecar-lite: switch CPU per second of transfer',
+      falcon: `${cpuOf('p4').toFixed(2)} core`,
+      baseline: `${cpuOf('router').toFixed(2)} core`,
+      ratio: ratio(cpuOf('p4'), cpuOf('router')),
+    },
+    {
+      section: 'softnpu',
+      measure: '  sidecar-lite.p4 beside sidecar-lite: switch CPU per frame received (data and ACKs)',
+      falcon: `${nsFrame('p4').toFixed(0)} ns`,
+      baseline: `${nsFrame('router').toFixed(0)} ns`,
+      ratio: ratio(nsFrame('p4'), nsFrame('router')),
+    },
+  );
   const nicOffload = Object.entries(offload)
     .map(([nic, o]) => `${nic} ${o.csum ? 'csum' : 'no csum'}/${o.tso4 ? 'TSO' : 'no TSO'}`)
     .join(', ');
   const frame = (k: Rung['key']) => stats(of(k).flatMap((x) => (x.bytesPerFrameFromA ? [x.bytesPerFrameFromA] : []))).median.toFixed(0);
   rows[0]!.note +=
-    `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite); ` +
-    `mean frame a sent: ${frame('kernel')} B on the tap, ${frame('wire')} B at the wire switch, ${frame('router')} B at sidecar-lite`;
+    `; a's NICs (virtio features): ${nicOffload} (eth0 tap, eth1 wire, eth2 sidecar-lite, eth3 sidecar-lite.p4); ` +
+    `mean frame a sent: ${frame('kernel')} B on the tap, ${frame('wire')} B at the wire switch, ${frame('router')} B at sidecar-lite, ${frame('p4')} B at sidecar-lite.p4`;
   rows[rows.length - 1]!.note =
     `baseline: the kernel link between the same two VMs, measured in the same rounds (order ${RUNGS.map((x) => x.key).join(',')} then reversed)` +
     (failures.length ? `; FAILED measurements (in the JSON, with the NICs' counters): ${failures.map((f) => `${f.rung} round ${f.round + 1}`).join(', ')}` : '');
   return { rows, data: { image, fallback, seconds, rounds, offload, failures, capBytes: ctx.opts.npuCapBytes ?? DEFAULT_BACKPRESSURE_BYTES, samples, finalStats } };
+}
+
+/** The switch's CPU per frame it received over a transfer, ns. */
+function nsPerFrame(x: Sample): number {
+  return x.switchRxFrames ? (x.switchCpuS! * 1e9) / x.switchRxFrames : NaN;
 }
 
 function dropDelta(before: SwitchStats, after: SwitchStats): NonNullable<Sample['drops']> {
