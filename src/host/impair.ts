@@ -11,11 +11,13 @@
  * Pure argument builders are exported for unit tests; the functions that run them take a
  * ProcessRunner.
  */
+import { promises as fs } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import type { DirectedImpairment, Impairment } from '../model/impair.js';
 import { compactImpairment } from '../model/impair.js';
 import { buildStatic } from './cbuild.js';
+import { startDaemon, type StartedDaemon } from './daemon.js';
 import { NET_CMD_TIMEOUT_MS, runBatch, splitJsonValues } from './net-ip.js';
 import { wireCommand } from './net.js';
 import { impairTapName } from '../model/naming.js';
@@ -159,6 +161,32 @@ export interface HelperFiles {
 /** The helper's command line (its config path is unique per link: destroy finds it by that). */
 export function helperArgs(helper: HelperTaps, files: HelperFiles): string[] {
   return ['--tap-ab', helper.ab, '--tap-ba', helper.ba, '--config', files.config, '--stats', files.stats, '--pid-file', files.pidFile];
+}
+
+/** How long a helper may take to have its taps up. */
+const HELPER_READY_MS = 5000;
+
+/**
+ * Start falcon-impair (`bin`) on `helper`'s taps with `files`, and wait until it is ready: it
+ * writes its pid file once its taps are up. Stopped again if it is not.
+ */
+export async function startImpairHelper(o: { bin: string; helper: HelperTaps; files: HelperFiles; what: string; runner: ProcessRunner; signal?: AbortSignal }): Promise<StartedDaemon> {
+  const f = o.files;
+  await fs.rm(f.pidFile, { force: true });
+  return startDaemon({
+    what: o.what,
+    command: o.bin,
+    args: helperArgs(o.helper, f),
+    runner: o.runner,
+    logFile: f.log,
+    ready: async (pid) => Number((await fs.readFile(f.pidFile, 'utf8').catch(() => '')).trim()) === pid,
+    notReady: 'did not come up',
+    timeoutMs: HELPER_READY_MS,
+    code: 'IMPAIR_FAILED',
+    poll: { delayMs: 10, factor: 1.5, maxDelayMs: 200 },
+    killGraceMs: 2000,
+    signal: o.signal,
+  });
 }
 
 /** Per-direction counters the helper keeps (see falcon-impair.c). */

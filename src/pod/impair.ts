@@ -8,8 +8,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDaemon } from '../host/daemon.js';
-import { helperArgs, helperWireCommands, plainWireCommands, type HelperFiles, type LinkTaps } from '../host/impair.js';
+import { helperWireCommands, plainWireCommands, startImpairHelper, type HelperFiles, type LinkTaps } from '../host/impair.js';
 import type { ProcessRunner } from '../host/process.js';
 import { terminate } from '../host/procs.js';
 import { impairHelperTaps, type PodImpairState, type PodWiring } from '../k8s/index.js';
@@ -18,7 +17,6 @@ import { FalconError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 
-const HELPER_READY_MS = 5000;
 const TC_TIMEOUT_MS = 10_000;
 
 /** The image's falcon-impair (libexec/, beside falcon-tapsock). */
@@ -81,20 +79,7 @@ export class PodImpairs {
       return;
     }
     const helper = impairHelperTaps(link);
-    await fs.rm(f.pidFile, { force: true });
-    const d = await startDaemon({
-      what: `the impairment helper of link ${link}`,
-      command: impairBinary(),
-      args: helperArgs(helper, f),
-      runner: this.proc,
-      logFile: f.log,
-      ready: async (pid) => Number((await fs.readFile(f.pidFile, 'utf8').catch(() => '')).trim()) === pid,
-      notReady: 'did not come up',
-      timeoutMs: HELPER_READY_MS,
-      code: 'IMPAIR_FAILED',
-      poll: { delayMs: 10, factor: 1.5, maxDelayMs: 200 },
-      killGraceMs: 2000,
-    });
+    const d = await startImpairHelper({ bin: impairBinary(), helper, files: f, what: `the impairment helper of link ${link}`, runner: this.proc });
     this.running.set(link, { pid: d.pid, config, files: f });
     void d.exited.then(() => {
       if (this.running.get(link)?.pid === d.pid) this.log.log({ kind: 'warn', msg: `the impairment helper of link ${link} ended` });

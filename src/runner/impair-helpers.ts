@@ -6,15 +6,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DirectedImpairment } from '../model/impair.js';
-import { buildImpairHelper, helperArgs, hostHelperTaps, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
+import { buildImpairHelper, hostHelperTaps, startImpairHelper, helperConfigText, linkFileKey, type HelperFiles, type LinkTaps } from '../host/impair.js';
 import { findProcessesWithArgs, terminate } from '../host/procs.js';
-import { startDaemon } from '../host/daemon.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import type { FalconPaths } from './paths.js';
 import { cacheDir, type RunContext } from './context.js';
 
-const HELPER_READY_MS = 5000;
 
 
 /** Where a topology's helpers keep their config, counters, pid and log. */
@@ -46,22 +44,7 @@ export async function ensureHelper(c: RunContext, taps: LinkTaps, f: HelperFiles
     return;
   }
   const bin = await buildImpairHelper({ cacheDir: path.join(cacheDir(c), 'bin'), runner: c.proc, log: c.log, signal: c.signal });
-  await fs.rm(f.pidFile, { force: true });
-  // Ready once it has written its pid file: its taps are up by then.
-  await startDaemon({
-    what: `the impairment helper of ${taps.a}/${taps.b}`,
-    command: bin,
-    args: helperArgs(hostHelperTaps(taps), f),
-    runner: c.proc,
-    logFile: f.log,
-    ready: async (pid) => Number((await fs.readFile(f.pidFile, 'utf8').catch(() => '')).trim()) === pid,
-    notReady: 'did not come up',
-    timeoutMs: HELPER_READY_MS,
-    code: 'IMPAIR_FAILED',
-    poll: { delayMs: 10, factor: 1.5, maxDelayMs: 200 },
-    killGraceMs: 2000,
-    signal: c.signal,
-  });
+  await startImpairHelper({ bin, helper: hostHelperTaps(taps), files: f, what: `the impairment helper of ${taps.a}/${taps.b}`, runner: c.proc, signal: c.signal });
 }
 
 /** Stop the helpers of links the topology no longer has, and forget their files. */
