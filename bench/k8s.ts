@@ -22,27 +22,33 @@ import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Runner, kubernetes, mb } from '../src/index.js';
+import { createProcessRunner } from '../src/host/process.js';
+import { ImageStore } from '../src/images/store.js';
 import { startCluster, type Cluster } from '../test/k8s/cluster.js';
 import { loadFalconImages } from '../test/k8s/falcon-images.js';
-import { errorText, fmtMs, ratio, recordingLogger, rmrf, sleepFor, stats, table, timed, withTimeout, type Row } from './lib.js';
+import { errorText, fmtMs, ratio, recordingLogger, rmrf, stats, table, timed, transfer, withTimeout, type Row } from './lib.js';
 
 const CLUSTER = 'falcon-k8s-bench';
 const PORT = 5201;
 const RING = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'];
 
-const USAGE = `usage: npm run bench:k8s -- [--rounds N] [--nc-mib N] [--verbose]
-  --rounds N   launches of each ring and transfers over each link (default 1)
-  --nc-mib N   MiB of zeros per nc transfer (default 128)
-  --verbose    print Falcon's own progress lines`;
+const USAGE = `usage: npm run bench:k8s -- [--rounds N] [--link-image debian-12|tiny] [--seconds N] [--nc-mib N] [--verbose]
+  --rounds N      launches of each ring and transfers over each link (default 1)
+  --link-image I  the link's two nodes: debian-12 (iperf3; the default when the store has it) or tiny (busybox nc)
+  --seconds N     iperf3's duration (default 10)
+  --nc-mib N      MiB of zeros per nc transfer with tiny (default 128)
+  --verbose       print Falcon's own progress lines`;
 
 interface Options {
   rounds: number;
   ncMiB: number;
+  seconds: number;
+  linkImage?: 'debian-12' | 'tiny';
   verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 1, ncMiB: 128, verbose: false };
+  const o: Options = { rounds: 1, ncMiB: 128, seconds: 10, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = () => {
@@ -52,6 +58,12 @@ function parseArgs(argv: string[]): Options {
     };
     if (a.startsWith('--rounds')) o.rounds = num();
     else if (a.startsWith('--nc-mib')) o.ncMiB = num();
+    else if (a.startsWith('--seconds')) o.seconds = num();
+    else if (a === '--link-image') {
+      const v = argv[++i];
+      if (v !== 'debian-12' && v !== 'tiny') throw new Error(`--link-image takes debian-12 or tiny\n${USAGE}`);
+      o.linkImage = v;
+    }
     else if (a === '--verbose' || a === '-v') o.verbose = true;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE + '\n');
@@ -144,7 +156,7 @@ async function main(): Promise<number> {
   };
   const local = (name: string) => new Runner(name, { falconDir: path.join(workDir, name, '.falcon'), logger: log });
 
-  print(`falcon k8s bench: ${opts.rounds} round(s), ${opts.ncMiB} MiB per nc transfer; cluster ${CLUSTER}; work dir ${workDir}`);
+  print(`falcon k8s bench: ${opts.rounds} round(s); cluster ${CLUSTER}; work dir ${workDir}`);
   try {
     // ---- the cluster and its images ----------------------------------------------------------
     progress(`starting cluster ${CLUSTER}`);
@@ -160,9 +172,13 @@ async function main(): Promise<number> {
     data.cluster = { hosts: c.hosts, timings: c.timings, wallMs: tc.ms, binaries: c.binaries };
     if (signal.aborted) throw signal.reason;
 
-    progress('building/exporting and importing the falcon-node and tiny images');
-    const img = await timed(() => loadFalconImages(c!, ['tiny'], (l) => progress(`k8s: ${l}`)));
-    rows.push({ section: 'setup', measure: 'image load (falcon-node + tiny, into both hosts)', falcon: fmtMs(img.ms), note: `refs ${[...img.value.node, ...Object.values(img.value.base)].join(', ')}` });
+    // iperf3 needs debian-12; without it in the store, busybox nc on tiny.
+    const hasDebian = await new ImageStore({ runner: createProcessRunner(), log }).get('debian-12').then(() => true, () => false);
+    const linkImage = opts.linkImage ?? (hasDebian ? 'debian-12' : 'tiny');
+    const images = [...new Set(['tiny', linkImage])];
+    progress(`building/exporting and importing the falcon-node and ${images.join(', ')} images`);
+    const img = await timed(() => loadFalconImages(c!, images, (l) => progress(`k8s: ${l}`)));
+    rows.push({ section: 'setup', measure: `image load (falcon-node + ${images.join(' + ')}, into both hosts)`, falcon: fmtMs(img.ms), note: `refs ${[...img.value.node, ...Object.values(img.value.base)].join(', ')}` });
     data.images = { ...img.value, wallMs: img.ms };
     if (signal.aborted) throw signal.reason;
 
@@ -230,8 +246,9 @@ async function main(): Promise<number> {
         backend === 'local'
           ? local('bduo')
           : new Runner('kduo', { falconDir: path.join(workDir, 'kduo', '.falcon'), logger: log, backend: kubernetes({ kubeconfig: c.kubeconfig, placement: { a: h1, b: h2 } }) });
-      const a = r.node('a', 'tiny', 1, mb(256));
-      const b = r.node('b', 'tiny', 1, mb(256));
+      const busybox = linkImage === 'tiny';
+      const a = r.node('a', linkImage, 1, mb(busybox ? 256 : 1024));
+      const b = r.node('b', linkImage, 1, mb(busybox ? 256 : 1024));
       r.link(a, b);
       try {
         progress(`launching the 2-node tiny link ${backend === 'local' ? 'locally' : `on the cluster (a on ${h1}, b on ${h2})`}`);
@@ -250,22 +267,13 @@ async function main(): Promise<number> {
         for (let i = 0; i < 3; i++) ex.push((await timed(() => sh(r, 'a', 'true', 30_000, signal))).ms);
         res.execMs = stats(ex).median;
         for (let round = 0; round < opts.rounds; round++) {
-          progress(`  ${r.name} round ${round + 1}/${opts.rounds}: ping both ways, then ${opts.ncMiB} MiB through nc a->b`);
+          progress(`  ${r.name} round ${round + 1}/${opts.rounds}: ping both ways, then ${busybox ? `${opts.ncMiB} MiB through nc` : `iperf3 for ${opts.seconds} s`} a->b`);
           const rttAbMs = await pingAvg(r, 'a', '10.7.0.2', signal);
           const rttBaMs = await pingAvg(r, 'b', '10.7.0.1', signal);
-          // The receiver counts the bytes (nc -e) and closes the connection after the last one,
-          // which ends the sender's nc (busybox nc does not stop at the end of its input).
-          await sh(r, 'b', `rm -f /tmp/nc.count; nc -l -p ${PORT} -e sh -c 'head -c ${bytes} | wc -c > /tmp/nc.count' >/dev/null 2>&1 </dev/null &`, 30_000, signal);
-          await sleepFor(500, signal); // let the listener bind
-          const t = await timed(() => sh(r, 'a', `dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null | nc 10.7.0.2 ${PORT}`, 900_000, signal));
-          let got = -1;
-          for (let i = 0; i < 40 && got < 0; i++) {
-            got = Number((await sh(r, 'b', 'cat /tmp/nc.count 2>/dev/null || echo -1', 30_000, signal)).trim());
-            if (got < 0) await sleepFor(250, signal);
-          }
-          if (got !== bytes) throw new Error(`nc delivered ${got < 0 ? 'no count' : got} of ${bytes} bytes`);
-          res.rounds.push({ round, bitsPerSecond: (bytes * 8) / (t.ms / 1000), seconds: t.ms / 1000, rttAbMs, rttBaMs });
-          progress(`    ${((bytes * 8) / (t.ms / 1000) / 1e6).toFixed(1)} Mbit/s (${fmtMs(t.ms)}), RTT a->b ${rttAbMs} ms, b->a ${rttBaMs} ms`);
+          if (!busybox && round === 0) await sh(r, 'b', `iperf3 -s -D -p ${PORT}`, 30_000, signal);
+          const t = await transfer({ signal }, r, { from: 'a', to: 'b', dst: '10.7.0.2', port: PORT, busybox, seconds: opts.seconds, ncBytes: bytes });
+          res.rounds.push({ round, bitsPerSecond: t.bps, seconds: t.seconds, rttAbMs, rttBaMs });
+          progress(`    ${(t.bps / 1e6).toFixed(1)} Mbit/s (${t.seconds.toFixed(1)} s), RTT a->b ${rttAbMs} ms, b->a ${rttBaMs} ms`);
         }
         progress(`  destroying ${r.name}`);
         res.destroyMs = await destroy(r);
@@ -288,7 +296,7 @@ async function main(): Promise<number> {
       const lb = med(l, (r) => r.bitsPerSecond);
       rows.push({
         section: 'net',
-        measure: `tiny a->b: busybox nc, ${opts.ncMiB} MiB of zeros, timed around the exec, median of ${n}`,
+        measure: `${linkImage} a->b: ${linkImage === 'tiny' ? `busybox nc, ${opts.ncMiB} MiB of zeros, timed around the exec` : `iperf3 TCP, ${opts.seconds} s`}, median of ${n}`,
         falcon: mbit(kb),
         baseline: mbit(lb),
         ratio: ratio(kb, lb),

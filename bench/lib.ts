@@ -276,7 +276,7 @@ export interface Transfer {
  * busybox nc, timed by the host around the sender's exec.
  */
 export async function transfer(
-  ctx: Ctx,
+  ctx: Pick<Ctx, 'signal'>,
   r: Runner,
   o: { from: string; to: string; dst: string; port: number; busybox: boolean; seconds: number; ncBytes: number },
 ): Promise<Transfer> {
