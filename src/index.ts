@@ -10,13 +10,16 @@
  * await run(d);
  * ```
  */
+// Each export comes from a module that loads little: what an operation needs beyond that (the
+// Kubernetes client, the web server, image builders, launch, capture...) loads when it runs, so
+// `import { Runner, run } from 'falcon'` stays cheap for `exec` and `info` (docs/performance.md).
 export { Runner, LaunchError, kubernetes } from './runner/runner.js';
 export type { Backend, KubernetesBackend, K8sInfo, PodInfo, SerialConsole } from './runner/runner.js';
 export type { RunnerOptions, TopologyInfo, NodeInfo, LinkInfo } from './runner/runner.js';
-export { NpuControl } from './runner/switches.js';
+export { NpuControl } from './runner/npu-control.js';
 export type { SwitchInfo, LinkEndInfo } from './runner/switches.js';
 export type { SoftnpuOptions, SmbiosType1 } from './model/spec.js';
-export { PreflightError } from './runner/preflight.js';
+export { PreflightError } from './runner/errors.js';
 export { StateFileError } from './runner/state.js';
 export { renderGraph, parseGraphFormat, topologyGraph, toMermaid, toDot, toJson, GRAPH_FORMATS } from './graph/index.js';
 export type { GraphFormat, GraphOptions, RenderGraphOptions, TopologyGraph, GraphNode, GraphEdge, GraphEnd } from './graph/index.js';
@@ -42,7 +45,7 @@ export { FalconError, isFalconError, ERROR_CODES } from './util/errors.js';
 export { TimeoutError } from './util/abort.js';
 export { LockBusyError } from './util/lock.js';
 export { QmpError } from './host/qmp.js';
-export { NetworkError } from './host/net.js';
+export { NetworkError } from './host/net-plan.js';
 export { ExecChannelError, ExecTimeoutError, ExecError } from './guest/exec-types.js';
 export type { ExecChannelErrorCode, ExecOptions, ExecTextOptions, ExecBufferOptions, ExecEncoding } from './guest/exec-types.js';
 export { ProtocolError } from './guest/exec-protocol.js';
@@ -53,8 +56,8 @@ export { DownloadError } from './images/download.js';
 export type { FalconErrorCode } from './util/errors.js';
 export type { ExecResult } from './guest/exec-types.js';
 export { ImageStore } from './images/store.js';
-export { exportRef } from './images/oci-export.js';
-export { buildNodeImage } from './k8s/node-image.js';
+export { exportRef } from './images/oci-ref.js';
+export { buildNodeImage } from './k8s/build-node-image.js';
 export type { ImageMeta } from './images/types.js';
 export { consoleLogger, memoryLogger, silentLogger } from './util/log.js';
 export type { Logger, LogEvent, Level } from './util/log.js';

@@ -29,9 +29,6 @@ import { graphCommand } from './commands/graph.js';
 import { captureCommand } from './commands/capture.js';
 import { impairCommand } from './commands/impair.js';
 import { webCommand } from './commands/web.js';
-import { setupCommand } from './commands/setup.js';
-import { p4Command } from './commands/p4.js';
-import { initCommand } from './commands/init.js';
 import { extraCommand, type ExtraCommand } from './commands/extra.js';
 
 export type { ExtraCommand } from './commands/extra.js';
@@ -104,7 +101,7 @@ async function runParsed(runner: Runner | undefined, extra: ExtraCommand[], io: 
     print: (s) => stdout(s.endsWith('\n') ? s : `${s}\n`),
     setExit: (c) => (exitCode = c),
   };
-  const program = buildProgram(runner, extra, ctx);
+  const program = await buildProgram(runner, extra, ctx);
   let ran: string | undefined;
   program.hook('preAction', (_root, action) => {
     g = globalsOf(action);
@@ -173,8 +170,14 @@ function packageVersion(): string {
   }
 }
 
+/** setup, init and p4: the generic CLI's alone, so a topology program does not load them. */
+async function genericOnlyCommands(): Promise<((ctx: CommandContext) => Command)[]> {
+  const [{ setupCommand }, { initCommand }, { p4Command }] = await Promise.all([import('./commands/setup.js'), import('./commands/init.js'), import('./commands/p4.js')]);
+  return [setupCommand, initCommand, p4Command];
+}
+
 /** The commands of the topology program's CLI (`runner` given) or of the generic `falcon` CLI. */
-function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: CommandContext): Command {
+async function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: CommandContext): Promise<Command> {
   const program = addGlobalOptions(new Command(runner ? runner.name : 'falcon'), ctx.generic)
     .description(runner ? `manage the Falcon topology "${runner.name}"` : 'Falcon: network topologies of virtual machines as code')
     .version(packageVersion(), '-V, --version', "print Falcon's version")
@@ -198,7 +201,7 @@ function buildProgram(runner: Runner | undefined, extra: ExtraCommand[], ctx: Co
     captureCommand,
     impairCommand,
     webCommand,
-    ...(runner ? [] : [setupCommand, initCommand, p4Command]),
+    ...(runner ? [] : await genericOnlyCommands()),
   ];
   for (const make of commands) program.addCommand(make(ctx));
   for (const x of extra) program.addCommand(extraCommand(ctx, x));

@@ -81,6 +81,7 @@ export class Catalogue {
     const img = await this.get(name);
     const info = await this.ctx.qemuImg.info(img.disk, { format: 'qcow2', signal });
     const usedBy = await this.usersOf(img, signal);
+    await this.ctx.loadRecipes();
     const r: ImageInspection = { ...img, info, usedBy, builtin: this.ctx.isBuiltin(name) };
     const stale = this.staleRecipe(img.meta);
     if (stale) r.staleRecipe = stale;

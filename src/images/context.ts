@@ -10,19 +10,35 @@ import { QemuImg } from '../host/qemu-img.js';
 import { acquireLock } from '../util/lock.js';
 import { pidAlive } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
+import { FalconError } from '../util/errors.js';
 import { checkName, noSpace } from './helpers.js';
+import { BUILTIN_RECIPE_NAMES } from './recipes/names.js';
 import type { Recipe } from './types.js';
 
 export class StoreContext {
   readonly qemuImg: QemuImg;
+  private loadedRecipes: Record<string, Recipe> | undefined;
 
+  /** `recipes` undefined: the built-in ones, loaded by `loadRecipes` (what builds and inspect need). */
   constructor(
     readonly root: string,
     readonly runner: ProcessRunner,
     readonly log: Logger,
-    readonly recipes: Record<string, Recipe>,
+    recipes?: Record<string, Recipe>,
   ) {
     this.qemuImg = new QemuImg(runner);
+    this.loadedRecipes = recipes;
+  }
+
+  /** The recipes; the built-in ones once `loadRecipes` has loaded them. */
+  get recipes(): Record<string, Recipe> {
+    if (!this.loadedRecipes) throw new FalconError('INTERNAL', 'the built-in recipes are not loaded yet: await loadRecipes() first');
+    return this.loadedRecipes;
+  }
+
+  /** Load the built-in recipes (when none were given); a topology's `exec` never needs them. */
+  async loadRecipes(): Promise<Record<string, Recipe>> {
+    return (this.loadedRecipes ??= (await import('./recipes/index.js')).builtinRecipes);
   }
 
   get cacheDir(): string {
@@ -44,11 +60,11 @@ export class StoreContext {
   }
 
   builtinNames(): string[] {
-    return Object.keys(this.recipes).sort();
+    return this.loadedRecipes ? Object.keys(this.loadedRecipes).sort() : [...BUILTIN_RECIPE_NAMES].sort();
   }
 
   isBuiltin(name: string): boolean {
-    return Object.hasOwn(this.recipes, name);
+    return this.loadedRecipes ? Object.hasOwn(this.loadedRecipes, name) : BUILTIN_RECIPE_NAMES.includes(name);
   }
 
   async lock(name: string, waitMs: number, signal?: AbortSignal): Promise<() => Promise<void>> {

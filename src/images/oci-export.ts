@@ -15,15 +15,17 @@ import type { Catalogue, StoredImage } from './catalogue.js';
 import type { StoreContext } from './context.js';
 import { ImageError } from './errors.js';
 import { errno, sha256File, SHORT_WAIT_MS, writeFileSynced } from './helpers.js';
-import { checkRef, ociArchitecture, repoComponent, writeOciArchive, type LayerCompression, type OciArchiveResult, type OciProgress } from './oci.js';
+import { checkRef, ociArchitecture, writeOciArchive, type LayerCompression, type OciArchiveResult, type OciProgress } from './oci.js';
 import type { ImageMeta } from './types.js';
+
+// In oci-ref.ts, which the package's index loads without the archive writer.
+import { exportRef } from './oci-ref.js';
+export { EXPORT_REPOSITORY, exportRef } from './oci-ref.js';
 
 /** The uid and gid containerDisk files belong to (KubeVirt's qemu user). */
 export const CONTAINER_DISK_OWNER = { uid: 107, gid: 107 } as const;
 /** The folder of a containerDisk image that holds the disk. */
 export const CONTAINER_DISK_DIR = 'disk';
-/** Where exported images are named by default: `falcon.local/images/<name>:<tag>`. */
-export const EXPORT_REPOSITORY = 'falcon.local/images';
 
 export interface ExportOciOptions {
   /** The reference the image is imported as; default `falcon.local/images/<name>:<sha12>` (see exportRef). */
@@ -43,17 +45,6 @@ export interface ExportOciResult extends OciArchiveResult {
   seconds: number;
 }
 
-/**
- * The default reference of an exported image: its name as the repository and the first 12 hex
- * digits of its disk's sha256 as the tag, so a rebuilt image gets a new tag.
- *
- * ```ts
- * exportRef(meta); // 'falcon.local/images/tiny:40c7b5b6665e'
- * ```
- */
-export function exportRef(meta: Pick<ImageMeta, 'name' | 'sha256'>): string {
-  return `${EXPORT_REPOSITORY}/${repoComponent(meta.name)}:${meta.sha256.slice(0, 12)}`;
-}
 
 /** The disk's file name in the containerDisk layout: `<name>.qcow2`. */
 export function containerDiskFile(name: string): string {

@@ -24,6 +24,7 @@ import { createGzip } from 'node:zlib';
 import type { ProcessRunner } from '../host/process.js';
 import { ImageError } from './errors.js';
 import { sha256File } from './helpers.js';
+export { repoComponent } from './oci-ref.js';
 
 export const OCI_MEDIA_TYPES = {
   index: 'application/vnd.oci.image.index.v1+json',
@@ -220,21 +221,6 @@ export function refTag(ref: string): string {
   return ref.slice(ref.lastIndexOf(':') + 1);
 }
 
-/**
- * An image name as a repository path component: lower case, separators that references allow
- * (`.`, `_`, `__`, runs of `-`), others turned into `-`. `Router.V2` -> `router.v2`.
- */
-export function repoComponent(name: string): string {
-  const lower = name.toLowerCase().replace(/[^a-z0-9._-]/g, '-');
-  const parts = lower.match(/[a-z0-9]+|[._-]+/g) ?? [];
-  let out = '';
-  for (const p of parts) {
-    if (/^[a-z0-9]/.test(p)) out += p;
-    else if (out) out += p === '.' || p === '_' || p === '__' || /^-+$/.test(p) ? p : '-';
-  }
-  out = out.replace(/[._-]+$/, '');
-  return out || 'image';
-}
 
 // ---- layers ----------------------------------------------------------------------------------
 

@@ -13,15 +13,14 @@ import type { ProcessRunner } from '../host/process.js';
 import type { QemuImg } from '../host/qemu-img.js';
 import { FalconError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { Builder, type BuildOptions } from './builds.js';
+import type { Builder, BuildOptions } from './builds.js';
 import { Catalogue, type ImageInspection, type NodeDiskUse, type StoredImage } from './catalogue.js';
 import { StoreContext } from './context.js';
-import { Importer, type ImportOptions, type PullOptions } from './imports.js';
+import type { Importer, ImportOptions, PullOptions } from './imports.js';
 import type { NodeSpec } from '../model/spec.js';
 import { NodeDisks, type ExtraDisk, type ExtraDiskOptions, type NodeDiskOptions } from './node-disks.js';
-import { OciExporter, type ExportOciOptions, type ExportOciResult } from './oci-export.js';
-import { builtinRecipes } from './recipes/index.js';
-import { Staging, type CommitOptions, type SnapshotOptions, type StagedImage } from './staging.js';
+import type { ExportOciOptions, ExportOciResult, OciExporter } from './oci-export.js';
+import type { CommitOptions, SnapshotOptions, StagedImage, Staging } from './staging.js';
 import type { Recipe } from './types.js';
 
 export { ImageError, type ImageErrorCode } from './errors.js';
@@ -30,6 +29,14 @@ export type { BuildOptions, CommitOptions, ExtraDisk, ExtraDiskOptions, ImageIns
 export type { StoreProgress } from './imports.js';
 export type { ExportOciOptions, ExportOciResult };
 export type { OciProgress } from './oci.js';
+
+/** The parts of the store that write images. */
+interface Writers {
+  staging: Staging;
+  builder: Builder;
+  importer: Importer;
+  oci: OciExporter;
+}
 
 export const DEFAULT_IMAGE_DIR = '/var/lib/falcon/images';
 
@@ -49,23 +56,31 @@ export class ImageStore {
   readonly qemuImg: QemuImg;
   private readonly ctx: StoreContext;
   private readonly catalogue: Catalogue;
-  private readonly staging: Staging;
-  private readonly builder: Builder;
-  private readonly importer: Importer;
   private readonly disks: NodeDisks;
-  private readonly oci: OciExporter;
+  /** Staging, builds, imports and export: loaded by the first call that needs them (a topology's `exec` never does). */
+  private writers?: Promise<Writers>;
 
   constructor(o: ImageStoreOptions) {
     const env = o.env ?? process.env;
     this.root = path.resolve(o.root ?? (env.FALCON_IMAGE_DIR || DEFAULT_IMAGE_DIR));
-    this.ctx = new StoreContext(this.root, o.runner, o.log, o.recipes ?? builtinRecipes);
+    // The built-in recipes load with the parts that build (parts()), or for inspect.
+    this.ctx = new StoreContext(this.root, o.runner, o.log, o.recipes);
     this.qemuImg = this.ctx.qemuImg;
     this.catalogue = new Catalogue(this.ctx);
-    this.staging = new Staging(this.ctx, this.catalogue);
-    this.builder = new Builder(this.ctx, this.catalogue, this.staging);
-    this.importer = new Importer(this.ctx, this.catalogue, this.staging);
     this.disks = new NodeDisks(this.ctx, this.catalogue);
-    this.oci = new OciExporter(this.ctx, this.catalogue);
+  }
+
+  private parts(): Promise<Writers> {
+    return (this.writers ??= (async () => {
+      const [{ Staging }, { Builder }, { Importer }, { OciExporter }] = await Promise.all([import('./staging.js'), import('./builds.js'), import('./imports.js'), import('./oci-export.js'), this.ctx.loadRecipes()]);
+      const staging = new Staging(this.ctx, this.catalogue);
+      return {
+        staging,
+        builder: new Builder(this.ctx, this.catalogue, staging),
+        importer: new Importer(this.ctx, this.catalogue, staging),
+        oci: new OciExporter(this.ctx, this.catalogue),
+      };
+    })());
   }
 
   // ---- paths ---------------------------------------------------------------------------------
@@ -152,28 +167,28 @@ export class ImageStore {
    * Runs a built-in recipe and stores its result: `build('debian-12', { name: 'router',
    * packages: ['bird2'] })` makes an image `router` with bird2 and its dependencies installed.
    */
-  build(recipeName: string, o: BuildOptions = {}): Promise<StoredImage> {
-    return this.builder.build(recipeName, o);
+  async build(recipeName: string, o: BuildOptions = {}): Promise<StoredImage> {
+    return (await this.parts()).builder.build(recipeName, o);
   }
 
   /**
    * The image `name`, building it first if it is a missing built-in (what launch uses). Concurrent
    * calls share one build; another process building it is waited for.
    */
-  ensure(name: string, signal?: AbortSignal): Promise<StoredImage> {
-    return this.builder.ensure(name, signal);
+  async ensure(name: string, signal?: AbortSignal): Promise<StoredImage> {
+    return (await this.parts()).builder.ensure(name, signal);
   }
 
   // ---- import and pull -----------------------------------------------------------------------
 
   /** Adds a disk image file (qcow2, raw or raw.xz; also vmdk/vdi/vhdx) under `name`. */
-  import(name: string, file: string, o: ImportOptions = {}): Promise<StoredImage> {
-    return this.importer.import(name, file, o);
+  async import(name: string, file: string, o: ImportOptions = {}): Promise<StoredImage> {
+    return (await this.parts()).importer.import(name, file, o);
   }
 
   /** Downloads an image over HTTP(S), verifies its checksum, then imports it. */
-  pull(name: string, url: string, o: PullOptions = {}): Promise<StoredImage> {
-    return this.importer.pull(name, url, o);
+  async pull(name: string, url: string, o: PullOptions = {}): Promise<StoredImage> {
+    return (await this.parts()).importer.pull(name, url, o);
   }
 
   // ---- export --------------------------------------------------------------------------------
@@ -188,8 +203,8 @@ export class ImageStore {
    * r.digest; // 'sha256:...' (the manifest's), r.ref: 'falcon.local/images/tiny:40c7b5b6665e'
    * ```
    */
-  exportOci(name: string, file: string, o: ExportOciOptions = {}): Promise<ExportOciResult> {
-    return this.oci.exportOci(name, file, o);
+  async exportOci(name: string, file: string, o: ExportOciOptions = {}): Promise<ExportOciResult> {
+    return (await this.parts()).oci.exportOci(name, file, o);
   }
 
   // ---- removal -------------------------------------------------------------------------------
@@ -257,8 +272,8 @@ export class ImageStore {
    * Makes a standalone image from a (stopped) node's disk: flattened with `qemu-img convert`, so it
    * depends on neither the base image nor the node. Boot/exec settings come from `parent`.
    */
-  snapshotFromDisk(o: SnapshotOptions): Promise<StoredImage> {
-    return this.staging.snapshotFromDisk(o);
+  async snapshotFromDisk(o: SnapshotOptions): Promise<StoredImage> {
+    return (await this.parts()).staging.snapshotFromDisk(o);
   }
 
   /**
@@ -266,8 +281,8 @@ export class ImageStore {
    * qemu-img) writes; `commit` then adds the image atomically. The name stays locked until
    * commit or discard.
    */
-  stageImage(newName: string, signal?: AbortSignal): Promise<StagedImage> {
-    return this.staging.stageImage(newName, signal);
+  async stageImage(newName: string, signal?: AbortSignal): Promise<StagedImage> {
+    return (await this.parts()).staging.stageImage(newName, signal);
   }
 
   /** Reserves `newName` and returns the path its disk must be written to (see stageImage). */
@@ -277,13 +292,13 @@ export class ImageStore {
 
   /** Commits a disk written to `stagingPathFor(newName)` as a new image. */
   async commitStaged(newName: string, o: CommitOptions): Promise<StoredImage> {
-    const s = this.staging.get(newName);
+    const s = this.writers && (await this.writers).staging.get(newName);
     if (!s) throw new FalconError('INTERNAL', `no staged image '${newName}': call stagingPathFor('${newName}') first`);
     return s.commit(o);
   }
 
   /** Throws away a disk staged with `stagingPathFor`. */
   async discardStaged(newName: string): Promise<void> {
-    await this.staging.get(newName)?.discard();
+    if (this.writers) await (await this.writers).staging.get(newName)?.discard();
   }
 }

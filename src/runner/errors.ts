@@ -1,5 +1,5 @@
-/** The runner's own errors: a launch that failed on some nodes, a falcon dir with no topology. */
-import { TopologyFileError } from '../model/errors.js';
+/** The runner's own errors: a launch that failed on some nodes, preflight's problems, a falcon dir with no topology. */
+import { formatProblems, TopologyFileError, type TopologyProblem } from '../model/errors.js';
 import { FalconError } from '../util/errors.js';
 import type { FalconPaths } from './paths.js';
 
@@ -23,6 +23,17 @@ export class LaunchError extends FalconError {
         `run \`destroy\` to remove what was created\n` +
         failures.map((f) => `[${f.node}] ${(f.error as Error)?.message ?? String(f.error)}\n${f.logs}`).join('\n'),
     );
+  }
+}
+
+/** Everything preflight found wrong; nothing was created. */
+export class PreflightError extends FalconError {
+  override name = 'PreflightError';
+  constructor(
+    readonly topology: string,
+    readonly problems: readonly TopologyProblem[],
+  ) {
+    super('PREFLIGHT', formatProblems(`preflight: topology "${topology}"`, problems, '; nothing was created'));
   }
 }
 

@@ -4,12 +4,13 @@ import { vmPids } from '../host/qemu-vm.js';
 import type { DirectedImpairment } from '../model/impair.js';
 import { hostInterfaces } from '../model/naming.js';
 import { nicCount } from '../model/nics.js';
+import { switchPlans } from '../model/softnpu.js';
 import type { TopologySpec } from '../model/spec.js';
 import { netContext, type RunContext } from './context.js';
 import type { K8sInfo } from './k8s/info-types.js';
 import { currentImpairments } from './impairments.js';
 import { readState, type RunState } from './state.js';
-import { switchInfo, switchLinkEnds, type LinkEndInfo, type SwitchInfo } from './switches.js';
+import type { LinkEndInfo, SwitchInfo } from './switches.js';
 import { vmFiles } from './vm.js';
 
 export interface NodeInfo {
@@ -83,11 +84,21 @@ async function nodeInfos(c: RunContext, spec: TopologySpec, state: RunState | un
   );
 }
 
+/**
+ * The switches' module (their processes, control client and programs), loaded only for a
+ * topology that has switches: `info` of one without stays cheap to start.
+ */
+async function switchesOf(spec: TopologySpec): Promise<typeof import('./switches.js') | undefined> {
+  const any = switchPlans(spec).length > 0 || spec.links.some((l) => l.kind === 'softnpu' || l.kind === 'sidecar');
+  return any ? import('./switches.js') : undefined;
+}
+
 async function linkInfos(c: RunContext, spec: TopologySpec): Promise<LinkInfo[]> {
+  const sws = await switchesOf(spec);
   const planned = hostInterfaces(spec);
   const impaired = await currentImpairments(spec, c.paths).catch(() => new Map<number, DirectedImpairment>());
   return spec.links.map((l, i) => {
-    const sw = switchLinkEnds(spec, i, c.paths);
+    const sw = sws?.switchLinkEnds(spec, i, c.paths);
     if (sw) return { kind: l.kind, ...sw };
     const ends = planned.filter((p) => p.link === spec.links[i]);
     const e = (x: (typeof planned)[number]) => ({ node: x.node, index: x.index, ifname: x.ifname, altname: x.altname, mac: x.mac });
@@ -112,6 +123,6 @@ export async function topologyInfo(c: RunContext, spec: TopologySpec): Promise<T
     nodes: await nodeInfos(c, spec, state),
     links: await linkInfos(c, spec),
     interfaces: ifs,
-    switches: await switchInfo(spec, c.paths),
+    switches: (await (await switchesOf(spec))?.switchInfo(spec, c.paths)) ?? [],
   };
 }

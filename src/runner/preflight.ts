@@ -5,13 +5,12 @@
  */
 import { constants, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatProblems, type TopologyProblem } from '../model/errors.js';
+import type { TopologyProblem } from '../model/errors.js';
 import type { TopologySpec } from '../model/spec.js';
 import type { ProcessRunner } from '../host/process.js';
 import type { ImageStore } from '../images/store.js';
 import { checkNetworkPreflight, detectKernelFeatures, featureProblems, netemReason } from '../host/net.js';
 import { validateSpec } from '../model/topology.js';
-import { FalconError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
 import { netContext, type RunContext } from './context.js';
 import { switchProgramProblems } from './switches.js';
@@ -26,15 +25,8 @@ export interface HostCheck {
   optional?: boolean;
 }
 
-export class PreflightError extends FalconError {
-  override name = 'PreflightError';
-  constructor(
-    readonly topology: string,
-    readonly problems: readonly TopologyProblem[],
-  ) {
-    super('PREFLIGHT', formatProblems(`preflight: topology "${topology}"`, problems, '; nothing was created'));
-  }
-}
+// In errors.ts, which a topology program loads without the checks themselves.
+export { PreflightError } from './errors.js';
 
 async function version(proc: ProcessRunner, cmd: string): Promise<string | undefined> {
   try {

@@ -13,44 +13,35 @@ import { switchPlans } from '../model/softnpu.js';
 import { captureEndpoints, resolveEndpoint } from '../model/capture.js';
 import { resolveImpairTarget, type Impairment } from '../model/impair.js';
 import type { AccelDecision } from '../host/accel.js';
-import { createNetwork } from '../host/net.js';
 import { createProcessRunner, type ProcessRunner } from '../host/process.js';
 import { encodeResult, type ExecBufferOptions, type ExecOptions, type ExecResult, type ExecTextOptions } from '../guest/exec-types.js';
 import { ImageStore, type StoredImage } from '../images/store.js';
 import { FalconError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
 import { consoleLogger, type Logger } from '../util/log.js';
-import { decideAccel } from './accel.js';
-import { captureAll, captureOne, type CaptureOptions, type CaptureResult } from './capture.js';
-import { netContext, withSignal, type RunContext } from './context.js';
+import type { CaptureOptions, CaptureResult } from './capture.js';
+import { withSignal, type RunContext } from './context.js';
 import { ExecRouter, dumpOptions, requireSuccess, type DumpTarget } from './exec-routing.js';
-import { applyImpairments, impairPreflightNote, impairStatus, setImpairment, type ImpairStatus } from './impairments.js';
-import { topologyInfo, type TopologyInfo } from './inspect.js';
-import { launchTopology } from './launch.js';
-import { ensureFalconDir, topologyLock, type TopologyLock } from './lock.js';
+import type { ImpairStatus } from './impairments.js';
+import type { TopologyInfo } from './inspect.js';
+import type { TopologyLock } from './lock.js';
 import { launchedNode, type LaunchedNode } from './node-state.js';
 import type { BootDeps } from './node-boot.js';
 import { DEFAULT_FALCON_DIR, FalconPaths } from './paths.js';
-import { hyperstartNodes, hyperstopNodes, rebootNode } from './power.js';
-import { PreflightError, hostChecks, topologyProblems, type HostCheck } from './preflight.js';
+import { PreflightError } from './errors.js';
+import type { HostCheck } from './preflight.js';
 import { readSavedSpec, requireSavedSpec, saveSpec } from './saved-topology.js';
 import { bootDeadlineMs, bootTimeoutSetting } from './settings.js';
-import { snapshotNode } from './snapshots.js';
 import type { RunState } from './state.js';
-import { NpuControl } from './switches.js';
-import { destroyTopology, removeNetwork } from './teardown.js';
+import { NpuControl } from './npu-control.js';
 import { readBackendRecord, type Backend } from './k8s/backend.js';
-import { k8sCapture, k8sCaptureAll } from './k8s/capture.js';
-import { k8sDestroy } from './k8s/destroy.js';
-import { k8sInfo } from './k8s/info.js';
-import { k8sLaunch, k8sPreflightAll } from './k8s/launch.js';
-import { podGuestExec } from './k8s/pod-exec.js';
-import { k8sImpairStatus, k8sSetImpairment } from './k8s/impair.js';
-import { k8sHyperstart, k8sHyperstop, k8sReboot } from './k8s/power.js';
-import { k8sConsole } from './k8s/serial.js';
-import { K8sSession } from './k8s/session.js';
-import { localConsole, type SerialConsole } from './serial-console.js';
+import type { K8sSession } from './k8s/session.js';
+import type { SerialConsole } from './serial-console.js';
 import { falconVersion } from '../util/version.js';
+
+// Each operation loads its own modules when it runs (`await import`), so that a topology
+// program's `exec` or `info` does not load launch, capture, impairments, the switches' lifecycle
+// or the Kubernetes backend (and @kubernetes/client-node) at start (docs/performance.md).
 
 export { LaunchError } from './errors.js';
 export { bootTimeoutFromEnv } from './settings.js';
@@ -202,7 +193,8 @@ export class Runner extends Topology implements AsyncDisposable {
     return withSignal(this.ctx, signal);
   }
 
-  private lock(purpose: string): Promise<TopologyLock> {
+  private async lock(purpose: string): Promise<TopologyLock> {
+    const { topologyLock } = await import('./lock.js');
     return topologyLock(this.ctx, this.name, purpose);
   }
 
@@ -214,7 +206,11 @@ export class Runner extends Topology implements AsyncDisposable {
 
   /** The topology's session on its cluster when `.falcon/backend.json` says it runs on one. */
   private async cluster(): Promise<K8sSession | undefined> {
-    return K8sSession.open(this.ctx, await this.effectiveSpec());
+    const spec = await this.effectiveSpec();
+    // A local topology has no backend record: it never loads the Kubernetes backend.
+    if (!(await readBackendRecord(this.paths))) return undefined;
+    const { K8sSession } = await import('./k8s/session.js');
+    return K8sSession.open(this.ctx, spec);
   }
 
   /** The backend launch uses: the one asked for, else the runner's, else this host. */
@@ -260,13 +256,15 @@ export class Runner extends Topology implements AsyncDisposable {
   /** A node's serial console, on this host or in its pod on a cluster (what `serial NODE` attaches to). */
   async console(node: NodeRef): Promise<SerialConsole> {
     const k = await this.cluster();
-    if (k) return k8sConsole(k, this.nodeName(node));
+    if (k) return (await import('./k8s/serial.js')).k8sConsole(k, this.nodeName(node));
     const { spec } = await this.launched(node);
+    const { localConsole } = await import('./serial-console.js');
     return localConsole(this.paths.sockets(spec.name).console, { nodeName: spec.name });
   }
 
   /** The host's prerequisites and the accelerator Falcon would use; `reprobe` boots the KVM probe again instead of using its cached result. */
   async hostChecks(opts: { reprobe?: boolean } = {}): Promise<{ checks: HostCheck[]; accel: AccelDecision }> {
+    const [{ hostChecks }, { decideAccel }] = await Promise.all([import('./preflight.js'), import('./accel.js')]);
     const checks = await hostChecks(this.proc, this.store.root);
     const accel = await decideAccel(this.ctx, { allowBuild: false, reprobe: opts.reprobe });
     checks.push({ name: 'accelerator', ok: true, detail: accel.reason });
@@ -282,9 +280,11 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     const b = await this.launchBackend(opts.backend);
     if (b.kind === 'k8s') {
+      const { k8sPreflightAll } = await import('./k8s/launch.js');
       await k8sPreflightAll(this.ctx, spec, b, falconVersion());
       return;
     }
+    const [{ topologyProblems }, { impairPreflightNote }, { ensureFalconDir }] = await Promise.all([import('./preflight.js'), import('./impairments.js'), import('./lock.js')]);
     const problems = await topologyProblems(this.ctx, spec);
     if (problems.length) throw new PreflightError(spec.name, problems);
     const note = await impairPreflightNote(this.ctx, spec);
@@ -302,11 +302,13 @@ export class Runner extends Topology implements AsyncDisposable {
     if (b.kind === 'k8s') {
       const spec = await this.effectiveSpec();
       await using _lock = await this.lock('launch');
+      const { k8sLaunch } = await import('./k8s/launch.js');
       return k8sLaunch(this.context(opts.signal), spec, b, falconVersion());
     }
     const boot = this.bootDeps();
     await this.preflight();
     await using _lock = await this.lock('launch');
+    const { launchTopology } = await import('./launch.js');
     await launchTopology(this.context(opts.signal), this.toSpec(), boot);
   }
 
@@ -315,7 +317,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const names = await this.targetNames(nodes);
     await using _lock = await this.lock('hyperstop');
     const k = await this.cluster();
-    if (k) return k8sHyperstop(k, names);
+    if (k) return (await import('./k8s/power.js')).k8sHyperstop(k, names);
+    const { hyperstopNodes } = await import('./power.js');
     await hyperstopNodes(this.ctx, await this.effectiveSpec(), names, this.execRouter);
   }
 
@@ -329,7 +332,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('hyperstart');
     const k = await this.cluster();
-    if (k) return k8sHyperstart(k, names);
+    if (k) return (await import('./k8s/power.js')).k8sHyperstart(k, names);
+    const { hyperstartNodes } = await import('./power.js');
     await hyperstartNodes(this.context(opts.signal), spec, names, boot);
   }
 
@@ -337,7 +341,8 @@ export class Runner extends Topology implements AsyncDisposable {
   async reboot(node: NodeRef, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const name = this.nodeName(node);
     const k = await this.cluster();
-    if (k) return k8sReboot(k, name);
+    if (k) return (await import('./k8s/power.js')).k8sReboot(k, name);
+    const { rebootNode } = await import('./power.js');
     await rebootNode(this.context(opts.signal), await this.effectiveSpec(), name, this.bootDeps());
   }
 
@@ -350,6 +355,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await this.localOnly('snapshot', "a node's disk lives in its pod's emptyDir; snapshot it on a local launch of the topology");
     const target = await this.launched(node);
     await using _lock = await this.lock('snapshot');
+    const { snapshotNode } = await import('./snapshots.js');
     return snapshotNode(this.context(opts.signal), target, newImage);
   }
 
@@ -359,6 +365,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await this.preflight();
     await using _lock = await this.lock('netcreate');
     const c = this.context(opts.signal);
+    const [{ createNetwork }, { netContext }, { applyImpairments }] = await Promise.all([import('../host/net.js'), import('./context.js'), import('./impairments.js')]);
     await createNetwork(this.toSpec(), netContext(c));
     await applyImpairments(c, this.toSpec());
   }
@@ -368,6 +375,7 @@ export class Runner extends Topology implements AsyncDisposable {
     await this.localOnly('netdestroy', 'the links go with the pods (destroy)');
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('netdestroy');
+    const { removeNetwork } = await import('./teardown.js');
     await removeNetwork(this.ctx, spec);
   }
 
@@ -385,9 +393,10 @@ export class Runner extends Topology implements AsyncDisposable {
     }
     const lock = await this.lock('destroy');
     try {
-      const k = await readBackendRecord(this.paths).then((r) => (r ? K8sSession.open(this.ctx, spec) : undefined));
-      if (k) return await k8sDestroy(k, lock);
+      const k = await readBackendRecord(this.paths).then(async (r) => (r ? (await import('./k8s/session.js')).K8sSession.open(this.ctx, spec) : undefined));
+      if (k) return await (await import('./k8s/destroy.js')).k8sDestroy(k, lock);
       this.execRouter.closeAll();
+      const { destroyTopology } = await import('./teardown.js');
       await destroyTopology(this.ctx, spec, lock);
     } finally {
       await lock.release();
@@ -397,7 +406,8 @@ export class Runner extends Topology implements AsyncDisposable {
   /** Nodes and links with their host interfaces and MACs, and what is running. */
   async info(): Promise<TopologyInfo> {
     const k = await this.cluster();
-    if (k) return k8sInfo(k);
+    if (k) return (await import('./k8s/info.js')).k8sInfo(k);
+    const { topologyInfo } = await import('./inspect.js');
     return topologyInfo(this.ctx, await this.effectiveSpec());
   }
 
@@ -447,16 +457,17 @@ export class Runner extends Topology implements AsyncDisposable {
   async capture(endpoint: string, opts: CaptureOptions = {}): Promise<CaptureResult> {
     const spec = await this.effectiveSpec();
     const k = await this.cluster();
-    if (k) return k8sCapture(k, resolveEndpoint(spec, endpoint), opts);
-    return captureOne(this.ctx, resolveEndpoint(spec, endpoint), opts);
+    const at = resolveEndpoint(spec, endpoint);
+    if (k) return (await import('./k8s/capture.js')).k8sCapture(k, at, opts);
+    return (await import('./capture.js')).captureOne(this.ctx, at, opts);
   }
 
   /** Capture every NIC of the topology into one pcapng at `output`, one interface per NIC named by its altname. */
   async captureAll(opts: CaptureOptions & { output: string | ((chunk: Buffer) => void) }): Promise<CaptureResult> {
     const spec = await this.effectiveSpec();
     const k = await this.cluster();
-    if (k) return k8sCaptureAll(k, captureEndpoints(spec), opts);
-    return captureAll(this.ctx, captureEndpoints(spec), opts);
+    if (k) return (await import('./k8s/capture.js')).k8sCaptureAll(k, captureEndpoints(spec), opts);
+    return (await import('./capture.js')).captureAll(this.ctx, captureEndpoints(spec), opts);
   }
 
   /**
@@ -476,8 +487,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
     const k = await this.cluster();
-    if (k) return k8sSetImpairment(k, target, impairment);
-    return await setImpairment(this.ctx, spec, target, impairment);
+    if (k) return (await import('./k8s/impair.js')).k8sSetImpairment(k, target, impairment);
+    return await (await import('./impairments.js')).setImpairment(this.ctx, spec, target, impairment);
   }
 
   /** Remove the impairment of a link or endpoint (also a declared one, until destroy). */
@@ -485,8 +496,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     await using _lock = await this.lock('impair');
     const k = await this.cluster();
-    if (k) return k8sSetImpairment(k, target, null);
-    return await setImpairment(this.ctx, spec, target, null);
+    if (k) return (await import('./k8s/impair.js')).k8sSetImpairment(k, target, null);
+    return await (await import('./impairments.js')).setImpairment(this.ctx, spec, target, null);
   }
 
   /**
@@ -497,8 +508,8 @@ export class Runner extends Topology implements AsyncDisposable {
     const spec = await this.effectiveSpec();
     const only = target === undefined ? undefined : [resolveImpairTarget(spec, target).link];
     const k = await this.cluster();
-    if (k) return k8sImpairStatus(k, only);
-    return impairStatus(this.ctx, spec, only);
+    if (k) return (await import('./k8s/impair.js')).k8sImpairStatus(k, only);
+    return (await import('./impairments.js')).impairStatus(this.ctx, spec, only);
   }
 
   /**
@@ -520,6 +531,7 @@ export class Runner extends Topology implements AsyncDisposable {
     if (k) {
       const name = this.nodeName(node);
       await k.requirePod(name);
+      const { podGuestExec } = await import('./k8s/pod-exec.js');
       return encodeResult(await podGuestExec(k.api, k.namespace, k.pod(name), name, command, opts), opts.encoding);
     }
     const { spec, ns } = await this.launched(node);

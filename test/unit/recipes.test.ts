@@ -9,6 +9,13 @@ import { silentLogger } from '../../src/util/log.js';
 import { debFileName, parseControl, resolveKernelPackage, resolvePackage } from '../../src/images/recipes/debian-packages.js';
 import { moduleClosure, parseModulesDep, stripModuleSignature, writeCpio } from '../../src/images/recipes/initramfs.js';
 import { builtinRecipes, getRecipe } from '../../src/images/recipes/index.js';
+import { BUILTIN_RECIPE_NAMES } from '../../src/images/recipes/names.js';
+
+describe('built-in recipe names', () => {
+  it('lists the recipes of index.ts (the store answers isBuiltin from the list without loading them)', () => {
+    expect([...BUILTIN_RECIPE_NAMES].sort()).toEqual(Object.keys(builtinRecipes).sort());
+  });
+});
 
 describe('debian packages', () => {
   it('parses the first stanza of apt-cache show', () => {

@@ -4,10 +4,11 @@
  * Commands throw; the CLI's top level prints err.message and exits non-zero.
  */
 import { Command, Option } from 'commander';
-import { Presets, SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { createProcessRunner, type ProcessRunner } from '../../host/process.js';
-import { formatBytes, type ImageStore, type ImportOptions, type OciProgress, type StoredImage, type StoreProgress } from '../../images/store.js';
-import { buildNodeImage, type NodeImageProgress } from '../../k8s/node-image.js';
+import type { ImageStore, ImportOptions, OciProgress, StoredImage, StoreProgress } from '../../images/store.js';
+import type { NodeImageProgress } from '../../k8s/node-image.js';
+import { formatBytes } from '../../images/helpers.js';
 import type { ExecMethod } from '../../images/types.js';
 import type { Logger } from '../../util/log.js';
 import type { CommandContext } from '../context.js';
@@ -157,7 +158,7 @@ function importCommand(cmd: Command, ctx: Target): void {
       .argument('<file>', 'image file'),
   ).action(async (name: string, file: string, opts: BootFlags) => {
     const c = ctx();
-    const progress = progressReporter(c);
+    const progress = await progressReporter(c);
     try {
       const img = await c.store.import(name, file, { ...importOptions(opts), signal: c.signal, onProgress: progress.update });
       progress.stop();
@@ -178,7 +179,7 @@ function pullCommand(cmd: Command, ctx: Target): void {
       .option('--sha256 <hex>', 'expected SHA-256 of the downloaded file (checked before the image is added)'),
   ).action(async (name: string, url: string, opts: BootFlags & { sha256?: string }) => {
     const c = ctx();
-    const progress = progressReporter(c);
+    const progress = await progressReporter(c);
     try {
       const img = await c.store.pull(name, url, { ...importOptions(opts), sha256: opts.sha256, signal: c.signal, onProgress: progress.update });
       progress.stop();
@@ -218,6 +219,7 @@ function buildNodeCommand(cmd: Command, ctx: Target): void {
     .action(async (opts: { out?: string; force?: boolean; json?: boolean }) => {
       const c = ctx();
       const runner = c.proc ?? createProcessRunner(c.log);
+      const { buildNodeImage } = await import('../../k8s/node-image.js');
       const r = await buildNodeImage({ store: c.store, runner, log: c.log, out: opts.out, force: opts.force, signal: c.signal, onProgress: progressLines(c) });
       if (opts.json) return out(c, JSON.stringify(r, null, 2) + '\n');
       const file = r.out ?? r.path;
@@ -283,9 +285,10 @@ function importOptions(f: BootFlags): ImportOptions {
   return o;
 }
 
-/** A bar on a terminal, a line every few seconds otherwise. */
-function progressReporter(c: ImageStoreTarget): { update: (p: StoreProgress) => void; stop: () => void } {
+/** A bar on a terminal (cli-progress, loaded only then), a line every few seconds otherwise. */
+async function progressReporter(c: ImageStoreTarget): Promise<{ update: (p: StoreProgress) => void; stop: () => void }> {
   const stream = c.progressStream ?? process.stderr;
+  const bars = stream.isTTY ? await import('cli-progress') : undefined;
   let bar: SingleBar | undefined;
   let barPhase: StoreProgress['phase'] | undefined;
   let lastLine = 0;
@@ -302,6 +305,7 @@ function progressReporter(c: ImageStoreTarget): { update: (p: StoreProgress) => 
       if (barPhase !== p.phase) {
         stop();
         barPhase = p.phase;
+        const { Presets, SingleBar } = bars!;
         if (p.phase === 'download') {
           bar = new SingleBar(
             {

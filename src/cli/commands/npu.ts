@@ -15,9 +15,13 @@
  */
 import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import type { NpuControl } from '../../runner/switches.js';
+import type { NpuControl } from '../../runner/npu-control.js';
 import { FalconError } from '../../util/errors.js';
-import { describeEntry, pcapHeader, pcapRecord, readSidecarHeader, type CapturedFrame, type SwitchStats, type TableDump } from '../../switch/index.js';
+// From their own modules, not switch/index.js: that is the whole switch, which the CLI does not run.
+import { pcapHeader, pcapRecord } from '../../switch/client.js';
+import type { CapturedFrame, SwitchStats } from '../../switch/control-protocol.js';
+import { describeEntry, type TableDump } from '../../switch/encoding.js';
+import { readSidecarHeader } from '../../switch/sidecar-header.js';
 import type { CommandContext } from '../context.js';
 import { table } from '../format.js';
 
