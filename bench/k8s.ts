@@ -36,6 +36,7 @@ const USAGE = `usage: npm run bench:k8s -- [--rounds N] [--link-image debian-12|
   --rounds N      launches of each ring and transfers over each link (default 1)
   --link-image I  the link's two nodes: debian-12 (iperf3; the default when the store has it) or tiny (busybox nc)
   --seconds N     iperf3's duration (default 10)
+  --guest-mtu N   set the link's guest MTU (e.g. 1450, so VXLAN fits a 1500-byte pod network)
   --nc-mib N      MiB of zeros per nc transfer with tiny (default 128)
   --verbose       print Falcon's own progress lines`;
 
@@ -43,6 +44,7 @@ interface Options {
   rounds: number;
   ncMiB: number;
   seconds: number;
+  guestMtu?: number;
   linkImage?: 'debian-12' | 'tiny';
   verbose: boolean;
 }
@@ -59,6 +61,7 @@ function parseArgs(argv: string[]): Options {
     if (a.startsWith('--rounds')) o.rounds = num();
     else if (a.startsWith('--nc-mib')) o.ncMiB = num();
     else if (a.startsWith('--seconds')) o.seconds = num();
+    else if (a.startsWith('--guest-mtu')) o.guestMtu = num();
     else if (a === '--link-image') {
       const v = argv[++i];
       if (v !== 'debian-12' && v !== 'tiny') throw new Error(`--link-image takes debian-12 or tiny\n${USAGE}`);
@@ -251,13 +254,14 @@ async function main(): Promise<number> {
       const b = r.node('b', linkImage, 1, mb(busybox ? 256 : 1024));
       r.link(a, b);
       try {
-        progress(`launching the 2-node tiny link ${backend === 'local' ? 'locally' : `on the cluster (a on ${h1}, b on ${h2})`}`);
+        progress(`launching the 2-node ${linkImage} link ${backend === 'local' ? 'locally' : `on the cluster (a on ${h1}, b on ${h2})`}`);
         live.add(r);
         const tl = await timed(() => withTimeout(20 * 60_000, `launch of ${r.name}`, signal, (s) => r.launch({ signal: s })));
         const res: LinkResult = { backend, launchMs: tl.ms, execMs: NaN, rounds: [] };
         if (backend === 'k8s') res.hosts = Object.fromEntries((await r.info()).backend?.pods.map((p) => [p.node, p.host]) ?? []);
-        await sh(r, 'a', 'ip link set eth0 up && ip addr add 10.7.0.1/24 dev eth0', 60_000, signal);
-        await sh(r, 'b', 'ip link set eth0 up && ip addr add 10.7.0.2/24 dev eth0', 60_000, signal);
+        const mtu = opts.guestMtu ? ` mtu ${opts.guestMtu}` : '';
+        await sh(r, 'a', `ip link set eth0 up${mtu} && ip addr add 10.7.0.1/24 dev eth0`, 60_000, signal);
+        await sh(r, 'b', `ip link set eth0 up${mtu} && ip addr add 10.7.0.2/24 dev eth0`, 60_000, signal);
         // Untimed: ARP both ways, and TCG translating the network paths.
         await withTimeout(120_000, 'warm-up ping', signal, async (s) => {
           await sh(r, 'a', 'ping -c 2 -W 5 10.7.0.2', 60_000, s);
@@ -296,7 +300,7 @@ async function main(): Promise<number> {
       const lb = med(l, (r) => r.bitsPerSecond);
       rows.push({
         section: 'net',
-        measure: `${linkImage} a->b: ${linkImage === 'tiny' ? `busybox nc, ${opts.ncMiB} MiB of zeros, timed around the exec` : `iperf3 TCP, ${opts.seconds} s`}, median of ${n}`,
+        measure: `${linkImage} a->b: ${linkImage === 'tiny' ? `busybox nc, ${opts.ncMiB} MiB of zeros, timed around the exec` : `iperf3 TCP, ${opts.seconds} s`}${opts.guestMtu ? `, guest MTU ${opts.guestMtu}` : ''}, median of ${n}`,
         falcon: mbit(kb),
         baseline: mbit(lb),
         ratio: ratio(kb, lb),
@@ -308,11 +312,11 @@ async function main(): Promise<number> {
       ] as const) {
         const kr = med(k, f);
         const lr = med(l, f);
-        rows.push({ section: 'net', measure: `tiny ping -c 5 ${dir} (avg), median of ${n}`, falcon: ms(kr), baseline: ms(lr), ratio: ratio(kr, lr) });
+        rows.push({ section: 'net', measure: `${linkImage} ping -c 5 ${dir} (avg), median of ${n}`, falcon: ms(kr), baseline: ms(lr), ratio: ratio(kr, lr) });
       }
       const kl = k?.launchMs ?? NaN;
       const ll = l?.launchMs ?? NaN;
-      rows.push({ section: 'net', measure: '2-node tiny link: launch to ready (1 launch)', falcon: fmtMs(kl), baseline: fmtMs(ll), ratio: ratio(kl, ll) });
+      rows.push({ section: 'net', measure: `2-node ${linkImage} link: launch to ready (1 launch)`, falcon: fmtMs(kl), baseline: fmtMs(ll), ratio: ratio(kl, ll) });
     }
   } catch (e) {
     fail(signal.aborted ? 'interrupted' : 'bench', 'setup', e);
