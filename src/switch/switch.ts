@@ -30,6 +30,7 @@ import { dumpTables, type Pipeline } from './pipeline.js';
 import { loadPipeline } from './loader.js';
 import { SIDECAR_MIN_FRAME, SidecarCode, decapsulate, encapsulate } from './sidecar-header.js';
 import { TableSaver, readSavedTables, restoreTables } from './table-store.js';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 export interface SwitchOptions {
@@ -90,10 +91,12 @@ export class Switch {
   private async initialPipeline(): Promise<Pipeline> {
     const c = this.config;
     if (this.opts.pipeline) return this.opts.pipeline;
-    const saved = this.programFile ? await (await import('./program-load.js')).readSavedProgram(this.programFile) : undefined;
-    if (saved) {
+    // The P4 compiler is loaded only when a program was loaded before (most switches never are).
+    const pl = this.programFile && existsSync(this.programFile) ? await import('./program-load.js') : undefined;
+    const saved = pl && this.programFile ? await pl.readSavedProgram(this.programFile) : undefined;
+    if (pl && saved) {
       try {
-        const p = (await import('./program-load.js')).compileLoaded(saved, this.portCount);
+        const p = pl.compileLoaded(saved, this.portCount);
         this.programName = saved.name;
         this.log.log({ kind: 'step', msg: `${c.name}: running ${saved.name}, the program loaded last (${this.programFile})` });
         return p;
